@@ -1,0 +1,504 @@
+"""``ETLTask``, the base class of every ETL job that kube-etl runs.
+
+A job subclasses ``ETLTask`` and overrides ``load`` (and ``init`` and ``finish`` where needed).
+``etl-runtime run`` builds the class named by the ETLTask resource, calls ``run()`` and exits with
+its outcome. ``run()`` reads the parameters from the task database, runs the three steps, and
+writes statistics, parameters and the error text back, on failure too. Phases belong to the
+operator: the task never writes them, except through the runner's ``--local`` mode.
+"""
+
+from __future__ import annotations
+
+import configparser
+import enum
+import logging
+import os
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from etl_runtime._components import TASK_STATISTICS_PREFIX, ComponentRegistry
+from etl_runtime._config import DatabaseMetadata, create_database_metadata, load_config, load_config_from_env
+from etl_runtime._declarations import (
+    Dependency,
+    DependencyDeclaration,
+    TaskDeclarations,
+    normalize_dependencies,
+    normalize_patterns,
+)
+from etl_runtime._errors import ConfigError, ParameterError, TaskStopRequested
+from etl_runtime._logging import TaskLoggerAdapter
+from etl_runtime._parameters import MISSING, ParameterInput, ParameterSet, parameter_items
+from etl_runtime._statistics import Statistics, StatisticValue
+from etl_runtime.taskdb import RunRecord, TaskDatabase, TaskDatabaseError
+
+ComponentT = TypeVar("ComponentT")
+
+# Tracebacks saved to the task database keep at most this many of the innermost frames.
+ERROR_TRACEBACK_FRAMES = 30
+
+
+class TaskStatus(enum.StrEnum):
+    """Outcome of ``ETLTask.run`` as seen inside the process. The values are phase names."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+def format_error(exc: BaseException) -> str:
+    """Return the exception's traceback, limited to the innermost frames, as saved in ``task_run.error``."""
+    return "".join(traceback.format_exception(exc, limit=-ERROR_TRACEBACK_FRAMES))
+
+
+class ETLTask:
+    """Base class of an ETL job: parameters, config, databases, statistics and the run lifecycle.
+
+    A subclass that overrides ``__init__`` must accept the same arguments and pass them on.
+    NOTE: the seed API's children, scheduler messages and failure mail are not built yet. They
+    would fit as methods that the runner calls after ``finish``.
+    """
+
+    # Version of the task class's code, for the job's own use. kube-etl does not read it yet.
+    CLASS_VERSION: ClassVar[float] = 1.0
+    # Human-readable name. The ETLTask's spec.displayName takes precedence.
+    DISPLAY_NAME: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        task_id: int | None = None,
+        *,
+        task_database: TaskDatabase | None = None,
+        config: configparser.ConfigParser | str | os.PathLike[str] | None = None,
+        parent_task_id: int | None = None,
+        root_task_id: int | None = None,
+        display_name: str | None = None,
+        parameters: ParameterInput | None = None,
+    ) -> None:
+        """Create the task object. Nothing connects to a database until it is needed.
+
+        Without ``task_database``, a task with a ``task_id`` connects to ``$KUBE_ETL_DATABASE_URL``
+        on first use and closes that connection in ``close``. Without ``config``, the config is
+        read from ``$KUBE_ETL_CONFIG``. ``parameters`` are set as by ``set_parameters`` and written
+        at the end of ``run``.
+        """
+        self._task_id = task_id
+        self._task_database = task_database
+        self._owns_task_database = False
+        self._config_source = config
+        self._config: configparser.ConfigParser | None = None
+        self.parent_task_id = parent_task_id
+        self.root_task_id = root_task_id
+        self._display_name = display_name
+
+        self._parameters = ParameterSet()
+        self._parameters_loaded = False
+        self.statistics = Statistics(TASK_STATISTICS_PREFIX)
+        self._components = ComponentRegistry()
+        self._databases: dict[tuple[str, str | None, str | None], DatabaseMetadata] = {}
+        self._status = TaskStatus.PENDING
+        self._error: str | None = None
+        self._stop_signal: int | None = None
+        self._in_step = threading.Event()
+        self._closed = False
+        self.log = TaskLoggerAdapter(
+            logging.getLogger(self.name), {"task_id": task_id if task_id is not None else "-"}
+        )
+
+        if parameters is not None:
+            self.set_parameters(parameters, commit=False)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} task_id={self._task_id} status={self._status.value}>"
+
+    # Identity
+
+    @property
+    def task_id(self) -> int | None:
+        """Id of this run's ``task_run`` row, or None for a task built outside a run."""
+        return self._task_id
+
+    @property
+    def name(self) -> str:
+        """Task class name as ``module.Class``, the value of an ETLTask's ``spec.task``."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @property
+    def display_name(self) -> str:
+        return self._display_name or self.DISPLAY_NAME or self.name
+
+    @property
+    def status(self) -> TaskStatus:
+        return self._status
+
+    @property
+    def error(self) -> str | None:
+        """Traceback of the exception that failed the last ``run``, or None."""
+        return self._error
+
+    @property
+    def task_database(self) -> TaskDatabase | None:
+        """Task database of this run, or None for a task without ``task_id``."""
+        if self._task_database is None and self._task_id is not None:
+            self._task_database = TaskDatabase.from_env()
+            self._owns_task_database = True
+        return self._task_database
+
+    @property
+    def task_rec(self) -> RunRecord | None:
+        """This run's ``task_run`` row, read now, or None for a task without ``task_id``."""
+        database = self.task_database
+        if database is None or self._task_id is None:
+            return None
+        return database.get_run(self._task_id)
+
+    # Lifecycle: override these.
+
+    def init(self) -> None:
+        """Prepare the run: open sources, check parameters. Runs before ``load``."""
+
+    def load(self) -> None:
+        """Do the work of the job. Every task class must override it."""
+        raise NotImplementedError(f"{self.name} must override load()")
+
+    def finish(self) -> None:
+        """Clean up after ``load`` succeeded, e.g. swap in a table or analyse it."""
+
+    def run(self) -> bool:
+        """Run ``init``, ``load`` and ``finish`` and return whether all three succeeded.
+
+        Each step's duration is saved as ``task.<step>.seconds``. An exception fails the run, and
+        ``TaskStopRequested`` cancels it. Both are logged, not raised. In every case the
+        statistics, the unwritten parameters and the error text are then written to the task
+        database, and the outcome is in ``status``.
+        """
+        self._status = TaskStatus.RUNNING
+        self._error = None
+        self.log.info("task started: %s (%s)", self.display_name, self.name)
+        try:
+            self._load_parameters_once()
+            for step_name, step in (("init", self.init), ("load", self.load), ("finish", self.finish)):
+                self._run_step(step_name, step)
+            self.commit_parameters()
+        except TaskStopRequested as stop:
+            self._status = TaskStatus.CANCELLED
+            self._error = f"TaskStopRequested: {stop}"
+            self.log.warning("task cancelled: %s", stop)
+        except Exception as exc:
+            self._status = TaskStatus.FAILED
+            self._error = format_error(exc)
+            self.log.error("task failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        else:
+            self._status = TaskStatus.SUCCEEDED
+            self.log.info("task succeeded")
+        finally:
+            self._save_results()
+        return self._status is TaskStatus.SUCCEEDED
+
+    def close(self) -> None:
+        """Close registered objects, dispose database engines, and the task database if owned."""
+        if self._closed:
+            return
+        self._closed = True
+        self._components.close_all(self.log)
+        for database in self._databases.values():
+            database.dispose()
+        self._databases.clear()
+        if self._owns_task_database and self._task_database is not None:
+            self._task_database.dispose()
+            self._task_database = None
+
+    def __enter__(self) -> ETLTask:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Stop requests (SIGTERM)
+
+    def request_stop(self, signal_number: int) -> None:
+        """Ask the task to stop at its next check. Called from the runner's signal handler."""
+        self._stop_signal = signal_number
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_signal is not None
+
+    @property
+    def stop_signal(self) -> int | None:
+        """Number of the signal that requested the stop, or None."""
+        return self._stop_signal
+
+    @property
+    def in_step(self) -> bool:
+        """Whether ``init``, ``load`` or ``finish`` is running now."""
+        return self._in_step.is_set()
+
+    def raise_if_stop_requested(self) -> None:
+        """Raise TaskStopRequested when a stop was requested. Long steps call it between batches."""
+        if self._stop_signal is not None:
+            raise TaskStopRequested(self._stop_signal)
+
+    # Parameters
+
+    def set_parameter(self, name: str, value: Any, *, local_only: bool = False, commit: bool = True) -> None:
+        """Set a parameter. Names are case-insensitive.
+
+        The value must be JSON unless ``local_only``, which keeps it out of the task database.
+        ``commit=False`` defers the write to the next committing call, ``commit_parameters``,
+        or the end of ``run``. A task without ``task_id`` keeps its parameters in memory only.
+        """
+        self._parameters.set(name, value, local_only=local_only)
+        if commit and not local_only:
+            self.commit_parameters()
+
+    def set_parameters(
+        self,
+        values: ParameterInput | None = None,
+        *,
+        local_only: bool = False,
+        commit: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Set several parameters from a dict, a list of (name, value) pairs, and keyword arguments."""
+        for name, value in parameter_items(values, kwargs):
+            self._parameters.set(name, value, local_only=local_only)
+        if commit and not local_only:
+            self.commit_parameters()
+
+    def add_parameter(self, name: str, value: Any, *, local_only: bool = False, commit: bool = True) -> None:
+        """Set a parameter; the same as ``set_parameter``."""
+        self.set_parameter(name, value, local_only=local_only, commit=commit)
+
+    def add_parameters(
+        self,
+        values: ParameterInput | None = None,
+        *,
+        local_only: bool = False,
+        commit: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Set several parameters; the same as ``set_parameters``."""
+        self.set_parameters(values, local_only=local_only, commit=commit, **kwargs)
+
+    def get_parameter(self, name: str, default: Any = MISSING) -> Any:
+        """Return the parameter's value, or ``default`` when it is not set.
+
+        Raises ParameterError naming the parameter when it is not set and no default is given.
+        ``None`` is a valid default.
+        """
+        self._load_parameters_once()
+        parameter = self._parameters.find(name)
+        if parameter is not None:
+            return parameter.value
+        if default is MISSING:
+            where = f"task run {self._task_id}" if self._task_id is not None else self.name
+            raise ParameterError(
+                f"parameter {name!r} is not set for {where} and no default was given; set it in the "
+                f"ETLTask's spec.parameters, or pass --param {name}=VALUE to etl-runtime run --local"
+            )
+        return default
+
+    def parameter_names(self) -> list[str]:
+        self._load_parameters_once()
+        return self._parameters.names()
+
+    def parameters(self) -> dict[str, Any]:
+        """Return all parameters by name, as given."""
+        self._load_parameters_once()
+        return self._parameters.as_dict()
+
+    def load_parameters(self) -> None:
+        """Read this run's parameters from the task database.
+
+        Values set by the job but not written yet, and local-only values, are kept.
+        """
+        database = self.task_database
+        if database is None or self._task_id is None:
+            self._parameters_loaded = True
+            return
+        loaded = database.load_parameters(self._task_id)
+        self._parameters.merge_loaded(loaded)
+        self._parameters_loaded = True
+        self.log.info("loaded %d parameter(s): %s", len(loaded), ", ".join(sorted(loaded)) or "none")
+
+    def commit_parameters(self) -> None:
+        """Write the parameters set with ``commit=False`` to the task database."""
+        pending = self._parameters.pending()
+        database = self.task_database
+        if not pending or database is None or self._task_id is None:
+            return
+        database.set_parameters(self._task_id, pending)
+        self._parameters.mark_written(pending)
+
+    # Config and databases
+
+    @property
+    def config(self) -> configparser.ConfigParser:
+        """Parsed config.ini of the task, with ``${section:option}`` interpolation."""
+        if self._config is None:
+            source = self._config_source
+            if isinstance(source, configparser.ConfigParser):
+                self._config = source
+            elif source is not None:
+                self._config = load_config(source)
+            else:
+                self._config = load_config_from_env()
+        return self._config
+
+    def get_setting(self, name: str) -> str:
+        """Return option ``name`` from the section named ``module.Class``, else ``Class``."""
+        sections = (self.name, type(self).__name__)
+        for section in sections:
+            if self.config.has_option(section, name):
+                try:
+                    return self.config.get(section, name)
+                except configparser.Error as exc:
+                    raise ConfigError(f"config option [{section}] {name} is invalid: {exc}") from exc
+        raise ConfigError(
+            f"setting {name!r} not found: the config has no option {name!r} "
+            f"in section [{sections[0]}] or [{sections[1]}]"
+        )
+
+    def get_setting_or_default(self, name: str, default: Any) -> Any:
+        """Return option ``name`` as ``get_setting`` finds it, or ``default`` when it is missing."""
+        if not any(self.config.has_option(section, name) for section in (self.name, type(self).__name__)):
+            return default
+        return self.get_setting(name)
+
+    def get_database(self, name: str, user: str | None = None, schema: str | None = None) -> DatabaseMetadata:
+        """Return metadata bound to an engine for the database in config section ``name``.
+
+        Repeated calls with the same arguments return the same object. ``close`` disposes it.
+        """
+        key = (name, user, schema)
+        database = self._databases.get(key)
+        if database is None:
+            database = create_database_metadata(self.config, name, user=user, schema=schema)
+            self._databases[key] = database
+            url = database.engine.url.render_as_string(hide_password=True)
+            self.log.info("database %r is %s (schema %s)", name, url, database.schema or "default")
+        return database
+
+    def add_database(self, database: DatabaseMetadata) -> DatabaseMetadata:
+        """Register metadata built elsewhere, which ``close`` then disposes.
+
+        ``get_database(database.database_name)``, without user or schema, returns it from now on.
+        """
+        self._databases[(database.database_name, None, None)] = database
+        return database
+
+    def debug_sql(self, enabled: bool = True) -> None:
+        """Log every SQL statement that SQLAlchemy sends (INFO level of ``sqlalchemy.engine``)."""
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if enabled else logging.WARNING)
+
+    def log_logging_level(self) -> None:
+        """Log the effective level of this task's logger."""
+        level = logging.getLevelName(self.log.logger.getEffectiveLevel())
+        self.log.info("logger %s logs at level %s", self.log.logger.name, level)
+
+    # Components and statistics
+
+    def register_object(self, obj: ComponentT, name: str | None = None) -> ComponentT:
+        """Register a component and return it.
+
+        After the run, its ``statistics`` (a ``Statistics``; or the object itself, when it is one)
+        are saved under its name. ``close`` calls its ``close()``, if it has one. The name
+        defaults to the object's ``name`` attribute, or its class name in snake_case.
+        """
+        registered_name = self._components.register(obj, name)
+        self.log.debug("registered component %r", registered_name)
+        return obj
+
+    def run_statistics(self) -> dict[str, StatisticValue]:
+        """Return the task's and each component's statistics under dotted names."""
+        flat = self.statistics.flatten(TASK_STATISTICS_PREFIX)
+        flat.update(self._components.flat_statistics())
+        return flat
+
+    # Scheduling declarations: override these.
+
+    def depends_on(self) -> Iterable[DependencyDeclaration]:
+        """Return the task's dependencies: task class patterns, or ``Dependency`` values."""
+        return ()
+
+    def mutually_exclusive_execution(self) -> Iterable[str]:
+        """Return task class patterns or ETLTask names that must never run at the same time."""
+        return ()
+
+    def allow_concurrent_runs(self) -> bool:
+        """Return whether two runs of this task class may run at the same time."""
+        return False
+
+    def normalized_dependents_set(self) -> frozenset[Dependency]:
+        return normalize_dependencies(self.depends_on())
+
+    def mutually_exclusive_with_set(self) -> frozenset[str]:
+        return normalize_patterns(self.mutually_exclusive_execution())
+
+    def declarations(self) -> TaskDeclarations:
+        return TaskDeclarations(
+            task_class=self.name,
+            depends_on=self.normalized_dependents_set(),
+            mutually_exclusive_with=self.mutually_exclusive_with_set(),
+            allow_concurrent_runs=self.allow_concurrent_runs(),
+        )
+
+    # Internals of run()
+
+    def _load_parameters_once(self) -> None:
+        if not self._parameters_loaded:
+            self.load_parameters()
+
+    def _run_step(self, step_name: str, step: Callable[[], None]) -> None:
+        self.raise_if_stop_requested()
+        self.log.info("step %s started", step_name)
+        self._in_step.set()
+        try:
+            with self.statistics.timer(step_name) as stopwatch:
+                step()
+        finally:
+            self._in_step.clear()
+        self.log.info("step %s finished in %.3f s", step_name, stopwatch.seconds)
+
+    def _save_results(self) -> None:
+        """Write statistics, unwritten parameters and the error text. Failures are logged, not raised."""
+        task_id = self._task_id
+        if task_id is None:
+            return
+        try:
+            database = self.task_database
+        except TaskDatabaseError as exc:
+            self.log.error("the results of task run %d are not saved: %s", task_id, exc)
+            return
+        if database is None:
+            return
+
+        statistics = self.run_statistics()
+        writes: list[tuple[str, Callable[[], None]]] = [
+            (f"{len(statistics)} statistic(s)", lambda: database.write_statistics(task_id, statistics)),
+        ]
+        if self._parameters.pending():
+            writes.append(("parameters", self.commit_parameters))
+        error = self._error
+        if error is not None:
+            writes.append(("error text", lambda: database.record_error(task_id, error)))
+        for description, write in writes:
+            try:
+                write()
+            except Exception:
+                self.log.exception(
+                    "writing the %s of task run %d to the task database failed", description, task_id
+                )
+            else:
+                self.log.info("saved the %s of task run %d to the task database", description, task_id)

@@ -1,0 +1,347 @@
+"""``TaskDatabase``: reads and writes the record of every ETLTask run.
+
+The operator creates a run row per attempt and records phase changes. The runtime, inside the pod,
+reads the run's parameters and writes statistics, parameters set by the job, and the error text.
+All methods are synchronous, and each read or write is a single transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    Row,
+    create_engine,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import URL, make_url
+
+from etl_runtime._errors import ParameterError
+from etl_runtime._json import check_parameter_value, json_problem
+from etl_runtime.taskdb._migrations import upgrade_to_head
+from etl_runtime.taskdb._records import (
+    RUNNING_STATUS,
+    TERMINAL_STATUSES,
+    RunRecord,
+    StatusChange,
+    TaskDatabaseError,
+    TaskNotFoundError,
+)
+from etl_runtime.taskdb._schema import task_parameter, task_run, task_statistic, task_status_history
+
+DATABASE_URL_VARIABLE = "KUBE_ETL_DATABASE_URL"
+
+log = logging.getLogger("etl_runtime.taskdb")
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and select the psycopg 3 driver when it names plain ``postgresql``.
+
+    SQLAlchemy's default Postgres driver is psycopg2, which kube-etl does not install.
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def parameter_rows(task_id: int, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Check parameter names and values, and return one ``task_parameter`` row per parameter."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"parameter name {name!r} is invalid: expected a non-empty string")
+        check_parameter_value(name, value)
+        key = name.lower()
+        if key in rows:
+            raise ParameterError(
+                f"parameters {rows[key]['name']!r} and {name!r} differ only in case; "
+                "parameter names are case-insensitive, so give only one of them"
+            )
+        rows[key] = {"task_id": task_id, "key": key, "name": name, "value": value}
+    return list(rows.values())
+
+
+# The task_run columns that RunRecord holds, selected by name so that a later column does not break it.
+RUN_COLUMNS = [task_run.c[field.name] for field in fields(RunRecord)]
+HISTORY_COLUMNS = [task_status_history.c[field.name] for field in fields(StatusChange)]
+
+
+def run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(**row._asdict())
+
+
+class TaskDatabase:
+    """The task database: runs, parameters, status history and statistics, in Postgres."""
+
+    def __init__(self, url: str, *, engine_options: dict[str, Any] | None = None) -> None:
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        options.update(engine_options or {})
+        self._engine: Engine = create_engine(normalize_url(url), **options)
+
+    @classmethod
+    def from_env(cls) -> TaskDatabase:
+        """Create a TaskDatabase for the URL in ``$KUBE_ETL_DATABASE_URL``. It connects on first use."""
+        url = os.environ.get(DATABASE_URL_VARIABLE, "").strip()
+        if not url:
+            raise TaskDatabaseError(
+                f"environment variable {DATABASE_URL_VARIABLE} is not set; set it to the task database URL, "
+                "e.g. postgresql+psycopg://user:password@host:5432/kube_etl"
+            )
+        return cls(url)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"TaskDatabase({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration. Safe to call from several processes at once."""
+        before, after = upgrade_to_head(self._engine)
+        if before != after:
+            log.info("task database schema upgraded from revision %s to %s", before or "(empty)", after)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # Runs
+
+    def create_run(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        attempt: int,
+        task_class: str,
+        display_name: str | None,
+        parameters: Mapping[str, Any],
+        pod_name: str | None = None,
+        parent_task_id: int | None = None,
+        root_task_id: int | None = None,
+        status: str = "Pending",
+    ) -> int:
+        """Insert the run row of one attempt with its parameters and first status, and return its id.
+
+        Idempotent on ``(uid, attempt)``: when that attempt already has a row, its id is returned
+        and nothing is written, so a retried operator handler cannot create a second row.
+        """
+        rows = parameter_rows(0, parameters)
+        with self._engine.begin() as connection:
+            inserted = connection.execute(
+                insert(task_run)
+                .values(
+                    namespace=namespace,
+                    name=name,
+                    uid=uid,
+                    attempt=attempt,
+                    task_class=task_class,
+                    display_name=display_name,
+                    status=status,
+                    pod_name=pod_name,
+                    parent_task_id=parent_task_id,
+                    root_task_id=root_task_id,
+                )
+                .on_conflict_do_nothing(index_elements=["uid", "attempt"])
+                .returning(task_run.c.id, task_run.c.created_at)
+            ).one_or_none()
+
+            if inserted is None:
+                existing_id: int = connection.execute(
+                    select(task_run.c.id).where(task_run.c.uid == uid, task_run.c.attempt == attempt)
+                ).scalar_one()
+                return existing_id
+
+            task_id: int = inserted.id
+            if rows:
+                for row in rows:
+                    row["task_id"] = task_id
+                connection.execute(insert(task_parameter), rows)
+            connection.execute(
+                insert(task_status_history).values(
+                    task_id=task_id, status=status, recorded_at=inserted.created_at
+                )
+            )
+            return task_id
+
+    def get_run(self, task_id: int) -> RunRecord:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(*RUN_COLUMNS).where(task_run.c.id == task_id)).one_or_none()
+        if row is None:
+            raise TaskNotFoundError(task_id)
+        return run_record(row)
+
+    def runs_for(self, namespace: str, name: str) -> list[RunRecord]:
+        """Return every attempt of the ETLTask ``namespace/name``, ordered by attempt."""
+        query = (
+            select(*RUN_COLUMNS)
+            .where(task_run.c.namespace == namespace, task_run.c.name == name)
+            .order_by(task_run.c.attempt, task_run.c.id)
+        )
+        with self._engine.connect() as connection:
+            return [run_record(row) for row in connection.execute(query)]
+
+    # Status
+
+    def record_status(
+        self,
+        task_id: int,
+        status: str,
+        *,
+        message: str | None = None,
+        exit_code: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Set the run's status and append a status history row.
+
+        ``message`` and ``exit_code`` replace the stored values only when given. The first
+        ``Running`` sets ``started_at``, and the first terminal status sets ``finished_at``.
+        Recording the current status again without a new message adds no history row.
+        ``at`` defaults to the database server's clock.
+        """
+        if not status:
+            raise ValueError("status must be a non-empty phase name, e.g. 'Running'")
+        timestamp: ColumnElement[datetime] = (
+            literal(at, DateTime(timezone=True)) if at is not None else func.now()
+        )
+
+        with self._engine.begin() as connection:
+            current = connection.execute(
+                select(
+                    task_run.c.status,
+                    task_run.c.message,
+                    task_run.c.exit_code,
+                    task_run.c.started_at,
+                    task_run.c.finished_at,
+                )
+                .where(task_run.c.id == task_id)
+                .with_for_update()
+            ).one_or_none()
+            if current is None:
+                raise TaskNotFoundError(task_id)
+
+            status_changed = status != current.status
+            message_changed = message is not None and message != current.message
+            changes: dict[str, Any] = {}
+            if status_changed:
+                changes["status"] = status
+            if message_changed:
+                changes["message"] = message
+            if exit_code is not None and exit_code != current.exit_code:
+                changes["exit_code"] = exit_code
+            if status == RUNNING_STATUS and current.started_at is None:
+                changes["started_at"] = timestamp
+            if status in TERMINAL_STATUSES and current.finished_at is None:
+                changes["finished_at"] = timestamp
+
+            if changes:
+                connection.execute(update(task_run).where(task_run.c.id == task_id).values(**changes))
+            if status_changed or message_changed:
+                connection.execute(
+                    insert(task_status_history).values(
+                        task_id=task_id, status=status, message=message, recorded_at=timestamp
+                    )
+                )
+
+    def status_history(self, task_id: int) -> list[StatusChange]:
+        """Return the run's status changes, oldest first."""
+        query = (
+            select(*HISTORY_COLUMNS)
+            .where(task_status_history.c.task_id == task_id)
+            .order_by(task_status_history.c.id)
+        )
+        with self._engine.connect() as connection:
+            self._require_run(connection, task_id)
+            return [StatusChange(**row._asdict()) for row in connection.execute(query)]
+
+    def record_error(self, task_id: int, error: str) -> None:
+        """Store the runtime's error text (a traceback summary) on the run row."""
+        with self._engine.begin() as connection:
+            result = connection.execute(update(task_run).where(task_run.c.id == task_id).values(error=error))
+            if result.rowcount == 0:
+                raise TaskNotFoundError(task_id)
+
+    # Parameters
+
+    def load_parameters(self, task_id: int) -> dict[str, Any]:
+        """Return the run's parameters, keyed by their names as given."""
+        query = select(task_parameter.c.name, task_parameter.c.value).where(
+            task_parameter.c.task_id == task_id
+        )
+        with self._engine.connect() as connection:
+            self._require_run(connection, task_id)
+            return {row.name: row.value for row in connection.execute(query)}
+
+    def set_parameters(self, task_id: int, values: Mapping[str, Any]) -> None:
+        """Insert or replace parameters. A name that differs only in case replaces the stored one."""
+        rows = parameter_rows(task_id, values)
+        if not rows:
+            return
+        statement = insert(task_parameter)
+        statement = statement.on_conflict_do_update(
+            index_elements=["task_id", "key"],
+            set_={"name": statement.excluded.name, "value": statement.excluded.value},
+        )
+        with self._engine.begin() as connection:
+            self._require_run(connection, task_id, lock=True)
+            connection.execute(statement, rows)
+
+    # Statistics
+
+    def write_statistics(self, task_id: int, flat: Mapping[str, Any]) -> None:
+        """Insert or replace statistics, given as dotted names and JSON values."""
+        rows = []
+        for name, value in flat.items():
+            problem = json_problem(value)
+            if problem is not None:
+                raise ValueError(f"statistic {name!r} cannot be stored as JSON: {problem}")
+            rows.append({"task_id": task_id, "name": name, "value": value})
+        if not rows:
+            return
+        statement = insert(task_statistic)
+        statement = statement.on_conflict_do_update(
+            index_elements=["task_id", "name"], set_={"value": statement.excluded.value}
+        )
+        with self._engine.begin() as connection:
+            self._require_run(connection, task_id, lock=True)
+            connection.execute(statement, rows)
+
+    def read_statistics(self, task_id: int) -> dict[str, Any]:
+        """Return the run's statistics by dotted name, sorted by name."""
+        query = (
+            select(task_statistic.c.name, task_statistic.c.value)
+            .where(task_statistic.c.task_id == task_id)
+            .order_by(task_statistic.c.name)
+        )
+        with self._engine.connect() as connection:
+            self._require_run(connection, task_id)
+            return {row.name: row.value for row in connection.execute(query)}
+
+    def _require_run(self, connection: Connection, task_id: int, *, lock: bool = False) -> None:
+        """Raise TaskNotFoundError unless the run exists.
+
+        With ``lock``, the row also cannot be deleted until the transaction ends, so the rows that
+        the caller inserts next cannot violate their foreign key.
+        """
+        query = select(task_run.c.id).where(task_run.c.id == task_id)
+        if lock:
+            query = query.with_for_update(key_share=True)
+        found = connection.execute(query).one_or_none()
+        if found is None:
+            raise TaskNotFoundError(task_id)

@@ -1,0 +1,246 @@
+"""Fixtures of the runtime tests: a throwaway Postgres server and fresh databases on it.
+
+The server is Debian's Postgres, started once per session in a temporary directory on a free port
+of 127.0.0.1. Postgres refuses to run as root, so as root the fixture runs it as the ``postgres``
+system user. Set ``KUBE_ETL_TEST_POSTGRES_URL`` to an admin URL to use an existing server instead.
+To move to the project's shared fixtures, replace ``postgres_url`` with one that returns their
+admin URL. The other database fixtures only need that one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from etl_runtime.taskdb import TaskDatabase
+
+POSTGRES_URL_VARIABLE = "KUBE_ETL_TEST_POSTGRES_URL"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES_DIR = REPO_ROOT / "examples"
+TESTS_DIR = Path(__file__).resolve().parent
+
+# The pod runner puts examples/ on PYTHONPATH, and the tests import the demo jobs the same way.
+if str(EXAMPLES_DIR) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES_DIR))
+
+
+def postgres_bin_dir() -> Path:
+    """Return the bin folder of the newest Postgres in /usr/lib/postgresql."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda path: int(Path(path).parts[-3]),
+    )
+    if not candidates:
+        pytest.fail(
+            "Postgres server binaries not found under /usr/lib/postgresql/*/bin; "
+            f"install Debian's postgresql package, or set {POSTGRES_URL_VARIABLE} to an admin URL"
+        )
+    return Path(candidates[-1]).parent
+
+
+def free_local_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_as_postgres_user(command: list[str]) -> None:
+    """Run a Postgres server command, as the ``postgres`` user when this process is root."""
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Return the SQLAlchemy URL of a Postgres superuser on a server that lives for the session."""
+    existing = os.environ.get(POSTGRES_URL_VARIABLE)
+    if existing:
+        yield existing
+        return
+
+    bin_dir = postgres_bin_dir()
+    # Not under tmp_path_factory: its folders are private to root, and the server user must enter.
+    base = Path(tempfile.mkdtemp(prefix="kube-etl-postgres-"))
+    data_dir = base / "data"
+    socket_dir = base / "socket"
+    socket_dir.mkdir()
+    log_file = base / "server.log"
+    if os.geteuid() == 0:
+        shutil.chown(base, user="postgres")
+        shutil.chown(socket_dir, user="postgres")
+    port = free_local_port()
+
+    run_as_postgres_user(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ]
+    )
+    server_options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={socket_dir} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    try:
+        run_as_postgres_user(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log_file),
+                "-o",
+                server_options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+    except subprocess.CalledProcessError as exc:
+        server_log = log_file.read_text() if log_file.exists() else "(no server log)"
+        pytest.fail(f"Postgres did not start: {exc.stderr}\n{server_log}")
+
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run_as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    """Create an empty database with a unique name and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def taskdb_url(postgres_url: str) -> Iterator[str]:
+    """Return the URL of a new database with the task database schema at head."""
+    url = create_database(postgres_url, "taskdb")
+    database = TaskDatabase(url)
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+    yield url
+    drop_database(postgres_url, url)
+
+
+@pytest.fixture
+def task_database(taskdb_url: str) -> Iterator[TaskDatabase]:
+    database = TaskDatabase(taskdb_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """Return the URL of a new database without any tables."""
+    url = create_database(postgres_url, "empty")
+    yield url
+    drop_database(postgres_url, url)
+
+
+@pytest.fixture
+def warehouse_url(postgres_url: str) -> Iterator[str]:
+    """Return the URL of a new empty database for the demo warehouse jobs."""
+    url = create_database(postgres_url, "warehouse")
+    yield url
+    drop_database(postgres_url, url)
+
+
+RunEtlRuntime = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def runtime_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Return this process's environment without KUBE_ETL_* variables, with the job folders on PYTHONPATH."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("KUBE_ETL_")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES_DIR), str(TESTS_DIR)])
+    environment.update(extra or {})
+    return environment
+
+
+@pytest.fixture
+def run_etl_runtime() -> RunEtlRuntime:
+    """Return a function that runs ``python -m etl_runtime ARGS`` and returns the finished process."""
+
+    def run(
+        arguments: Sequence[str], env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "etl_runtime", *arguments],
+            env=runtime_environment(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+StartEtlRuntime = Callable[[Sequence[str]], subprocess.Popen[str]]
+
+
+@pytest.fixture
+def start_etl_runtime() -> Iterator[StartEtlRuntime]:
+    """Return a function that starts ``python -m etl_runtime ARGS`` with stdout and stderr piped together.
+
+    Processes still running at the end of the test are killed.
+    """
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(arguments: Sequence[str]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "etl_runtime", *arguments],
+            env=runtime_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
