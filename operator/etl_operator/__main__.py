@@ -1,0 +1,68 @@
+"""`etl-operator`: the operator's command line.
+
+It configures logging, imports the kopf handlers and runs kopf until SIGTERM or SIGINT. Settings come
+from the environment (see `_settings.py`); the flags choose what to watch and how replicas share work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from ._settings import OperatorSettings, SettingsError
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="etl-operator", description="Run the kube-etl operator.")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="share work with other replicas through this KopfPeering object; default: run standalone",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe at this URL, for example http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kopf logs every watch event at DEBUG; keep its INFO lines and our own.
+    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        OperatorSettings.from_env()
+    except SettingsError as error:
+        print(f"etl-operator: {error}", file=sys.stderr)
+        sys.exit(2)
+
+    from . import handlers  # noqa: F401  (registers the kopf handlers)
+
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    )
+
+
+if __name__ == "__main__":
+    main()

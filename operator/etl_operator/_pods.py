@@ -1,0 +1,132 @@
+"""Build the pod of one attempt of an ETLTask.
+
+The reconciler calls `build_pod` when a task is Starting. The pod runs `etl-runtime run`; the task's
+identity goes into its environment and the task database URL comes from a Secret, so the password never
+appears in the pod spec, the ETLTask or the operator's logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ._settings import OperatorSettings
+from ._spec import API_GROUP, API_VERSION, KIND, TaskView
+
+LABEL_TASK = f"{API_GROUP}/task"
+LABEL_ATTEMPT = f"{API_GROUP}/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+CONTAINER_NAME = "etl"
+CONFIG_MOUNT_PATH = "/etc/kube-etl/config"
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+
+
+def pod_name(task_name: str, attempt: int) -> str:
+    """The deterministic pod name of an attempt: `<task>-<attempt>`, shortened with a hash if too long."""
+    suffix = f"-{attempt}"
+    if len(task_name) + len(suffix) <= MAX_NAME_LENGTH:
+        return task_name + suffix
+    digest = hashlib.sha256(task_name.encode()).hexdigest()[:10]
+    keep = MAX_NAME_LENGTH - len(suffix) - len(digest) - 1
+    return f"{task_name[:keep]}-{digest}{suffix}"
+
+
+def task_label_value(task_name: str) -> str:
+    """The value of the task label: the task name, or a prefix and hash when it exceeds 63 characters."""
+    if len(task_name) <= MAX_LABEL_LENGTH:
+        return task_name
+    digest = hashlib.sha256(task_name.encode()).hexdigest()[:10]
+    return f"{task_name[: MAX_LABEL_LENGTH - 11].rstrip('-.')}-{digest}"
+
+
+def build_pod(
+    view: TaskView,
+    *,
+    task_id: int,
+    settings: OperatorSettings,
+    parent_task_id: int | None = None,
+    root_task_id: int | None = None,
+) -> dict[str, Any]:
+    """Return the pod manifest for the current attempt of `view`."""
+    template = view.spec.pod_template
+    name = pod_name(view.name, view.attempt)
+    env: list[dict[str, Any]] = [
+        {"name": "KUBE_ETL_TASK_ID", "value": str(task_id)},
+        {"name": "KUBE_ETL_TASK_CLASS", "value": view.spec.task},
+        {"name": "KUBE_ETL_TASK_NAME", "value": view.name},
+        {"name": "KUBE_ETL_NAMESPACE", "value": view.namespace},
+        {"name": "KUBE_ETL_ATTEMPT", "value": str(view.attempt)},
+        {
+            "name": "KUBE_ETL_DATABASE_URL",
+            "valueFrom": {
+                "secretKeyRef": {"name": settings.database_secret_name, "key": settings.database_secret_key}
+            },
+        },
+    ]
+    if parent_task_id is not None:
+        env.append({"name": "KUBE_ETL_PARENT_TASK_ID", "value": str(parent_task_id)})
+    if root_task_id is not None:
+        env.append({"name": "KUBE_ETL_ROOT_TASK_ID", "value": str(root_task_id)})
+
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if view.spec.config_secret:
+        volumes.append({"name": "config", "secret": {"secretName": view.spec.config_secret}})
+        mounts.append({"name": "config", "mountPath": CONFIG_MOUNT_PATH, "readOnly": True})
+        env.append({"name": "KUBE_ETL_CONFIG", "value": f"{CONFIG_MOUNT_PATH}/config.ini"})
+    env.extend(template.get("env") or [])
+
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": view.spec.image or settings.default_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["etl-runtime", "run"],
+        "env": env,
+        "volumeMounts": mounts,
+    }
+    if template.get("resources"):
+        container["resources"] = template["resources"]
+
+    labels = {
+        **(template.get("labels") or {}),
+        LABEL_TASK: task_label_value(view.name),
+        LABEL_ATTEMPT: str(view.attempt),
+        LABEL_MANAGED_BY: "kube-etl",
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+    }
+    service_account = template.get("serviceAccountName") or settings.pod_service_account
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    if view.spec.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = view.spec.active_deadline_seconds
+    for field in ("nodeSelector", "tolerations"):
+        if template.get(field):
+            spec[field] = template[field]
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": view.namespace,
+            "labels": labels,
+            "annotations": dict(template.get("annotations") or {}),
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                    "kind": KIND,
+                    "name": view.name,
+                    "uid": view.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,120 @@
+"""Status patches of an ETLTask: conditions, timestamps and the summary of statistics.
+
+The reconciler describes a transition as a `Transition`; `status_patch` turns it into the one merge
+patch that the transition costs. Conditions keep their lastTransitionTime while their status stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .phases import ConditionType, Reason
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: ConditionType
+    status: bool
+    reason: Reason
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One change of an ETLTask's status, written as one patch."""
+
+    phase: str
+    message: str
+    reason: Reason
+    conditions: Sequence[Condition] = ()
+    # Other status fields to set; a None value removes the field.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def merge_conditions(
+    current: Sequence[Mapping[str, Any]],
+    updates: Sequence[Condition],
+    *,
+    now: datetime,
+    generation: int,
+) -> list[dict[str, Any]]:
+    """Return status.conditions with `updates` applied, in a stable order by type."""
+    by_type: dict[str, dict[str, Any]] = {str(item.get("type")): dict(item) for item in current}
+    for update in updates:
+        status = "True" if update.status else "False"
+        previous = by_type.get(update.type)
+        changed = previous is None or previous.get("status") != status
+        by_type[update.type] = {
+            "type": str(update.type),
+            "status": status,
+            "reason": str(update.reason),
+            "message": update.message,
+            "lastTransitionTime": format_time(now)
+            if changed
+            else (previous or {}).get("lastTransitionTime", format_time(now)),
+            "observedGeneration": generation,
+        }
+    return [by_type[key] for key in sorted(by_type)]
+
+
+def status_patch(
+    body: Mapping[str, Any], transition: Transition, *, now: datetime, precondition: bool = False
+) -> dict[str, Any]:
+    """Build the merge patch for `transition` on top of the object `body`."""
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    generation = int(metadata.get("generation") or 0)
+    patch_status: dict[str, Any] = {
+        "phase": transition.phase,
+        "message": transition.message,
+        "observedGeneration": generation,
+        **transition.fields,
+    }
+    if transition.conditions:
+        patch_status["conditions"] = merge_conditions(
+            status.get("conditions") or [], transition.conditions, now=now, generation=generation
+        )
+    patch: dict[str, Any] = {"status": patch_status}
+    if precondition:
+        patch["metadata"] = {"resourceVersion": metadata.get("resourceVersion")}
+    return patch
+
+
+# Statistic names whose totals make up the summary in status.statistics.
+_SUMMARY_SUFFIXES = {
+    "rowsRead": ("rows_read",),
+    "rowsWritten": ("rows_inserted", "rows_written", "rows_updated"),
+}
+
+
+def statistics_summary(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Sum the row counters of a task's flattened statistics into a short summary for its status."""
+    summary: dict[str, Any] = {}
+    for label, suffixes in _SUMMARY_SUFFIXES.items():
+        total = 0
+        found = False
+        for name, value in flat.items():
+            if (
+                name.rsplit(".", 1)[-1] in suffixes
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            ):
+                total += int(value)
+                found = True
+        if found:
+            summary[label] = total
+    seconds = flat.get("task.seconds") or flat.get("seconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        summary["seconds"] = round(float(seconds), 3)
+    return summary

@@ -1,0 +1,176 @@
+"""The operator's in-memory view of ETLTasks and their pods, with the indexes that make it event-driven.
+
+The kopf watch handlers and the reconciler's own patch responses feed objects in; the reconciler reads
+views, dependents and claim holders out. Nothing here talks to the API. A newer resourceVersion always
+wins, so a late watch event never overwrites what a patch response already showed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._spec import InvalidSpecError, TaskView, view_of
+from .phases import ACTIVE_PHASES, TERMINAL_PHASES
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+def _resource_version(body: Mapping[str, Any]) -> int:
+    # Caveat: Kubernetes calls resourceVersion opaque, but the apiserver fills it from etcd's revision,
+    # which only grows; a value that is not an integer sorts as the oldest.
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an upsert changed, so the reconciler knows whom to wake."""
+
+    previous: TaskView | None
+    current: TaskView | None
+
+    @property
+    def phase_changed(self) -> bool:
+        before = self.previous.phase if self.previous else None
+        after = self.current.phase if self.current else None
+        return before != after
+
+    @property
+    def released_claims(self) -> bool:
+        was_active = self.previous is not None and self.previous.phase in ACTIVE_PHASES
+        is_active = self.current is not None and self.current.phase in ACTIVE_PHASES
+        return was_active and not is_active
+
+
+class TaskStore:
+    """ETLTask bodies and views by (namespace, name), pods by (namespace, pod name), and indexes."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._views: dict[Key, TaskView] = {}
+        self._invalid: dict[Key, str] = {}
+        self._pods: dict[Key, dict[str, Any]] = {}
+        # (namespace, dependency name) -> tasks that list it in dependsOn by name.
+        self._dependents: dict[Key, set[Key]] = defaultdict(set)
+        # namespace -> tasks that have a task-class pattern in dependsOn.
+        self._pattern_dependents: dict[str, set[Key]] = defaultdict(set)
+        # namespace -> tasks that are not in a terminal phase.
+        self._unfinished: dict[str, set[Key]] = defaultdict(set)
+        self._active: set[Key] = set()
+
+    # Tasks
+
+    def upsert(self, body: Mapping[str, Any]) -> Change | None:
+        """Store a newer version of an ETLTask; return None when the stored one is as new or newer."""
+        metadata = body.get("metadata") or {}
+        key = (metadata["namespace"], metadata["name"])
+        stored = self._bodies.get(key)
+        if stored is not None and _resource_version(stored) > _resource_version(body):
+            return None
+        if stored is not None and stored.get("metadata", {}).get("uid") != metadata.get("uid"):
+            # The same name was deleted and created again; forget the old object first.
+            self.remove(key)
+        previous = self._views.get(key)
+        self._bodies[key] = dict(body)
+        try:
+            current: TaskView | None = view_of(body)
+            self._invalid.pop(key, None)
+        except (InvalidSpecError, KeyError, TypeError, ValueError) as error:
+            current = None
+            self._invalid[key] = str(error)
+        self._unindex(key, previous)
+        if current is not None:
+            self._views[key] = current
+            self._index(current)
+        else:
+            self._views.pop(key, None)
+        return Change(previous=previous, current=current)
+
+    def remove(self, key: Key) -> Change:
+        previous = self._views.pop(key, None)
+        self._bodies.pop(key, None)
+        self._invalid.pop(key, None)
+        self._unindex(key, previous)
+        return Change(previous=previous, current=None)
+
+    def body(self, key: Key) -> dict[str, Any] | None:
+        return self._bodies.get(key)
+
+    def view(self, key: Key) -> TaskView | None:
+        return self._views.get(key)
+
+    def lookup(self, namespace: str, name: str) -> TaskView | None:
+        return self._views.get((namespace, name))
+
+    def invalid_reason(self, key: Key) -> str | None:
+        return self._invalid.get(key)
+
+    def task_keys(self) -> Iterator[Key]:
+        return iter(list(self._bodies))
+
+    def unfinished_in(self, namespace: str) -> Iterator[TaskView]:
+        for key in self._unfinished.get(namespace, ()):
+            view = self._views.get(key)
+            if view is not None:
+                yield view
+
+    def active(self) -> list[TaskView]:
+        return [self._views[key] for key in self._active if key in self._views]
+
+    def dependents_of(self, view: TaskView) -> set[Key]:
+        """Tasks whose dependencies may change when `view` changes phase."""
+        found = set(self._dependents.get(view.key, ()))
+        found.update(self._pattern_dependents.get(view.namespace, ()))
+        found.discard(view.key)
+        return found
+
+    def _index(self, view: TaskView) -> None:
+        for dependency in view.spec.depends_on:
+            if dependency.name is not None:
+                self._dependents[(view.namespace, dependency.name)].add(view.key)
+            else:
+                self._pattern_dependents[view.namespace].add(view.key)
+        if view.phase not in TERMINAL_PHASES:
+            self._unfinished[view.namespace].add(view.key)
+        if view.phase in ACTIVE_PHASES:
+            self._active.add(view.key)
+
+    def _unindex(self, key: Key, view: TaskView | None) -> None:
+        self._active.discard(key)
+        namespace = key[0]
+        self._unfinished.get(namespace, set()).discard(key)
+        self._pattern_dependents.get(namespace, set()).discard(key)
+        if view is None:
+            return
+        for dependency in view.spec.depends_on:
+            if dependency.name is not None:
+                dependents = self._dependents.get((namespace, dependency.name))
+                if dependents is not None:
+                    dependents.discard(key)
+                    if not dependents:
+                        del self._dependents[(namespace, dependency.name)]
+
+    # Pods
+
+    def upsert_pod(self, body: Mapping[str, Any]) -> bool:
+        metadata = body.get("metadata") or {}
+        key = (metadata["namespace"], metadata["name"])
+        stored = self._pods.get(key)
+        if stored is not None and _resource_version(stored) > _resource_version(body):
+            return False
+        self._pods[key] = dict(body)
+        return True
+
+    def remove_pod(self, namespace: str, name: str) -> None:
+        self._pods.pop((namespace, name), None)
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._pods.get((namespace, name))

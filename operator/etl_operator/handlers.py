@@ -1,0 +1,84 @@
+"""kopf wiring: start-up, the watches that feed the reconciler, and shutdown.
+
+kopf owns the watch streams, reconnects, peering and the liveness endpoint; every handler here only
+hands the event to the Reconciler, which owns all decisions. The handlers are `async` so that they run
+on the event loop that owns the store, never on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from etl_runtime.taskdb import TaskDatabase
+
+from ._kube import KubeClient, load_client_config
+from ._pods import LABEL_MANAGED_BY
+from ._reconciler import Reconciler
+from ._settings import OperatorSettings
+from ._spec import API_GROUP, API_VERSION, PLURAL
+from ._store import TaskStore
+
+logger = logging.getLogger("etl_operator")
+
+
+@kopf.on.startup()
+async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf's own Events for handler logs would duplicate the reconciler's, which posts one per transition.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.persistence.finalizer = f"{API_GROUP}/operator"
+
+    operator_settings = OperatorSettings.from_env()
+
+    # The schema must be current before the first run is recorded.
+    database = TaskDatabase(operator_settings.database_url)
+    await asyncio.to_thread(database.upgrade)
+
+    kube = KubeClient(load_client_config(), threads=operator_settings.workers)
+    reconciler = Reconciler(operator_settings, TaskStore(), kube, database)
+
+    # Claims held by Starting and Running tasks must be known before anything is admitted, so the
+    # operator lists every task and pod once, before the watches deliver their first events.
+    pods = await kube.list_pods(label_selector=f"{LABEL_MANAGED_BY}=kube-etl")
+    tasks = await kube.list_tasks()
+    reconciler.prime(tasks, pods)
+    reconciler.start()
+    memo["reconciler"] = reconciler
+    memo["kube"] = kube
+    memo["database"] = database
+    logger.info("kube-etl operator started: %d ETLTasks and %d pods known", len(tasks), len(pods))
+
+
+@kopf.on.cleanup()
+async def stop_operator(memo: kopf.Memo, **_: Any) -> None:
+    # Shutdown never deletes pods: a restarted operator adopts them by name.
+    reconciler: Reconciler | None = memo.get("reconciler")
+    if reconciler is not None:
+        await reconciler.stop()
+    kube: KubeClient | None = memo.get("kube")
+    if kube is not None:
+        kube.close()
+    database: TaskDatabase | None = memo.get("database")
+    if database is not None:
+        database.dispose()
+    logger.info("kube-etl operator stopped; running pods keep running")
+
+
+@kopf.on.event(API_GROUP, API_VERSION, PLURAL)
+async def on_task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].task_event(event.get("type"), event["object"])
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: "kube-etl"})
+async def on_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].pod_event(event.get("type"), event["object"])
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def on_namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].namespace_event(event.get("type"), event["object"])

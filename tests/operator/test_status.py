@@ -1,0 +1,57 @@
+"""Status patches: conditions keep their transition time; statistics summaries add up rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from etl_operator._status import Condition, Transition, merge_conditions, statistics_summary, status_patch
+from etl_operator.phases import ConditionType, Phase, Reason
+
+from .factories import task_body
+
+T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+T1 = datetime(2026, 12, 4, 10, 5, tzinfo=UTC)
+
+
+def test_unchanged_condition_keeps_transition_time() -> None:
+    first = merge_conditions(
+        [], [Condition(ConditionType.ADMITTED, False, Reason.MUTUAL_EXCLUSION)], now=T0, generation=1
+    )
+    second = merge_conditions(
+        first, [Condition(ConditionType.ADMITTED, False, Reason.CONCURRENCY_LIMIT)], now=T1, generation=1
+    )
+    assert second[0]["lastTransitionTime"] == "2026-12-04T10:00:00Z"
+    assert second[0]["reason"] == "ConcurrencyLimit"
+
+
+def test_flipped_condition_gets_new_transition_time() -> None:
+    first = merge_conditions(
+        [], [Condition(ConditionType.ADMITTED, False, Reason.MUTUAL_EXCLUSION)], now=T0, generation=1
+    )
+    second = merge_conditions(
+        first, [Condition(ConditionType.ADMITTED, True, Reason.CLAIMS_HELD)], now=T1, generation=2
+    )
+    assert second[0]["status"] == "True"
+    assert second[0]["lastTransitionTime"] == "2026-12-04T10:05:00Z"
+    assert second[0]["observedGeneration"] == 2
+
+
+def test_status_patch_carries_precondition() -> None:
+    body = task_body("a", resource_version="42")
+    patch = status_patch(
+        body, Transition(Phase.STARTING, "go", Reason.CLAIMS_HELD), now=T0, precondition=True
+    )
+    assert patch["metadata"] == {"resourceVersion": "42"}
+    assert patch["status"]["phase"] == "Starting"
+
+
+def test_statistics_summary_adds_row_counters() -> None:
+    flat = {
+        "task.seconds": 1.23456,
+        "reader.rows_read": 10,
+        "staging.rows_read": 5,
+        "writer.rows_inserted": 7,
+        "writer.rows_updated": 2,
+        "writer.label": "x",
+    }
+    assert statistics_summary(flat) == {"rowsRead": 15, "rowsWritten": 9, "seconds": 1.235}
