@@ -45,13 +45,28 @@ def test_status_patch_carries_precondition() -> None:
     assert patch["status"]["phase"] == "Starting"
 
 
-def test_statistics_summary_adds_row_counters() -> None:
+def test_summary_prefers_task_counters() -> None:
     flat = {
-        "task.seconds": 1.23456,
+        "task.rows_read": 10,
+        "task.rows_written": 9,
+        "task.load.seconds": 1.23456,
+        "task.init.seconds": 0.1,
+        "reader.rows_read": 10,
+        "writer.rows_inserted": 9,
+    }
+    assert statistics_summary(flat) == {"rowsRead": 10, "rowsWritten": 9, "seconds": 1.335}
+
+
+def test_summary_adds_component_counters() -> None:
+    flat = {
         "reader.rows_read": 10,
         "staging.rows_read": 5,
         "writer.rows_inserted": 7,
         "writer.rows_updated": 2,
         "writer.label": "x",
     }
-    assert statistics_summary(flat) == {"rowsRead": 15, "rowsWritten": 9, "seconds": 1.235}
+    assert statistics_summary(flat) == {"rowsRead": 15, "rowsWritten": 9}
+
+
+def test_summary_of_nothing_is_empty() -> None:
+    assert statistics_summary({}) == {}

@@ -31,9 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
 TESTS_DIR = Path(__file__).resolve().parent
 
-# The pod runner puts examples/ on PYTHONPATH, and the tests import the demo jobs the same way.
-if str(EXAMPLES_DIR) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES_DIR))
+# The pod runner puts examples/ on PYTHONPATH, and the tests import the demo jobs the same way. The
+# sample job modules of these tests are imported by their bare names, as a job module in an image is.
+for folder in (EXAMPLES_DIR, TESTS_DIR):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def postgres_bin_dir() -> Path:

@@ -29,7 +29,7 @@ dbname = staging
 user = etl
 password = p%ss
 
-[test_config.Job]
+[tests.runtime.test_config.Job]
 batch_size = 250
 
 [Job]
@@ -76,13 +76,13 @@ def test_no_config_gives_empty_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_setting_prefers_full_class_section(config_path: Path) -> None:
     job = Job(config=config_path)
 
-    assert job.name == "test_config.Job"
+    assert job.name == "tests.runtime.test_config.Job"
     assert job.get_setting("batch_size") == "250"
     assert job.get_setting("mode") == "from-short-section"
 
 
 def test_missing_setting_raises_naming_sections(config_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"'timeout'.*\[test_config\.Job\] or \[Job\]"):
+    with pytest.raises(ConfigError, match=r"'timeout'.*\[tests\.runtime\.test_config\.Job\] or \[Job\]"):
         Job(config=config_path).get_setting("timeout")
 
 

@@ -110,7 +110,7 @@ def test_identity_properties() -> None:
     assert job.task_id == 7
     assert job.parent_task_id == 3
     assert job.root_task_id == 1
-    assert job.name == "test_task.RecordingJob"
+    assert job.name == "tests.runtime.test_task.RecordingJob"
     assert job.display_name == "Recording job"
     assert RecordingJob(display_name="From spec").display_name == "From spec"
     assert job.status is TaskStatus.PENDING
@@ -123,7 +123,7 @@ def test_log_records_carry_task_id(caplog: pytest.LogCaptureFixture) -> None:
         job.log.info("hello")
 
     record = caplog.records[-1]
-    assert record.name == "test_task.RecordingJob"
+    assert record.name == "tests.runtime.test_task.RecordingJob"
     assert record.task_id == 42  # type: ignore[attr-defined]
 
 
@@ -179,7 +179,7 @@ class Declaring(RecordingJob):
 def test_declarations_are_normalized() -> None:
     declarations = Declaring().declarations()
 
-    assert declarations.task_class == "test_task.Declaring"
+    assert declarations.task_class == "tests.runtime.test_task.Declaring"
     assert declarations.depends_on == frozenset(
         {Dependency(task="warehouse.jobs.extract_*"), Dependency(name="build-dim-date")}
     )

@@ -1,0 +1,123 @@
+"""One ETLTask from manifest to database: success, failure, an unknown class, and schema rejections."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from sqlalchemy import create_engine, text
+
+from etl_runtime.taskdb import TaskDatabase
+
+from .support import Tasks
+
+pytestmark = pytest.mark.integration
+
+
+def csv_rows(name: str) -> int:
+    import importlib.util
+
+    spec = importlib.util.find_spec("vega_datasets")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "_data" / name
+    with path.open(newline="") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def test_demo_job_loads_every_row(tasks: Tasks, taskdb: TaskDatabase, warehouse_url: str) -> None:
+    tasks.create(
+        "extract-weather",
+        "warehouse.jobs.extract_weather.ExtractWeather",
+        config={"secretName": "warehouse-config"},
+        parameters={"batch_size": 250},
+    )
+
+    status = tasks.wait_until_finished("extract-weather", timeout=120)
+
+    assert status["phase"] == "Succeeded", status
+    run = taskdb.get_run(status["taskId"])
+    assert run.status == "Succeeded"
+    assert run.namespace == tasks.namespace
+    assert run.started_at is not None
+    assert run.finished_at is not None
+    assert taskdb.load_parameters(run.id) == {"batch_size": 250}
+    statistics = taskdb.read_statistics(run.id)
+    expected = csv_rows("seattle-weather.csv")
+    assert statistics["task.rows_read"] == expected
+    assert statistics["task.rows_written"] == expected
+    assert status["statistics"]["rowsRead"] == expected
+    with create_engine(warehouse_url).connect() as connection:
+        loaded = connection.execute(text("SELECT count(*) FROM stg_weather")).scalar_one()
+    assert loaded == expected
+
+
+def test_status_history_records_each_phase(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("history", parameters={"seconds": 0.1})
+    status = tasks.wait_until_finished("history")
+    phases = [change.status for change in taskdb.status_history(status["taskId"])]
+    assert phases[0] == "Pending"
+    assert phases[-3:] == ["Starting", "Running", "Succeeded"]
+
+
+def test_failing_job_keeps_statistics(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("fails", "tests.jobs.Fail")
+
+    status = tasks.wait_until_finished("fails")
+
+    assert status["phase"] == "Failed"
+    assert "RuntimeError" in status["message"]
+    assert status["exitCode"] == 1
+    run = taskdb.get_run(status["taskId"])
+    assert run.status == "Failed"
+    assert run.error is not None and "Fail job raised on purpose" in run.error
+    assert taskdb.read_statistics(run.id)["task.rows_read"] == 2
+
+
+def test_unknown_class_fails_naming_it(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("unknown", "tests.jobs.DoesNotExist")
+
+    status = tasks.wait_until_finished("unknown")
+
+    assert status["phase"] == "Failed"
+    assert "tests.jobs.DoesNotExist" in status["message"]
+    assert taskdb.get_run(status["taskId"]).status == "Failed"
+
+
+def test_pod_is_owned_and_named_by_attempt(tasks: Tasks) -> None:
+    tasks.create("owned", parameters={"seconds": 0.1})
+    status = tasks.wait_until_finished("owned")
+    pod = tasks.core.read_namespaced_pod(status["podName"], tasks.namespace)
+    assert status["podName"] == "owned-1"
+    assert pod.metadata.owner_references[0].kind == "ETLTask"
+    assert pod.metadata.owner_references[0].name == "owned"
+    assert pod.spec.restart_policy == "Never"
+    assert pod.metadata.labels["etl.kube-etl.io/task"] == "owned"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({}, "spec.task"),
+        ({"task": 42}, "spec.task"),
+        ({"task": "tests.jobs.Sleep", "parameters": "not-a-map"}, "spec.parameters"),
+        ({"task": "tests.jobs.Sleep", "retries": {"limit": -1}}, "spec.retries.limit"),
+        ({"task": "tests.jobs.Sleep", "dependsOn": [{"name": "a", "task": "b.*"}]}, "spec.dependsOn[0]"),
+    ],
+    ids=[
+        "missing-task",
+        "task-not-string",
+        "parameters-not-object",
+        "negative-retries",
+        "dependency-both-kinds",
+    ],
+)
+def test_invalid_manifest_is_rejected(tasks: Tasks, spec: dict[str, Any], field: str) -> None:
+    manifest = tasks.manifest("invalid", "placeholder")
+    manifest["spec"] = spec
+    with pytest.raises(ApiException) as caught:
+        tasks.create_manifest(manifest)
+    assert caught.value.status == 422
+    assert field in str(caught.value.body)
