@@ -91,30 +91,51 @@ def status_patch(
     return patch
 
 
-# Statistic names whose totals make up the summary in status.statistics.
-_SUMMARY_SUFFIXES = {
+# Counters that make up the row totals in status.statistics.
+_SUMMARY_COUNTERS = {
     "rowsRead": ("rows_read",),
-    "rowsWritten": ("rows_inserted", "rows_written", "rows_updated"),
+    "rowsWritten": ("rows_written", "rows_inserted", "rows_updated"),
 }
+_STEP_TIMERS = ("task.init.seconds", "task.load.seconds", "task.finish.seconds")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _row_total(flat: Mapping[str, Any], counters: tuple[str, ...]) -> int | None:
+    """Total a group of counters: the task's own first counter, else its own parts, else its components'.
+
+    A job usually copies its components' counts into its own statistics (task.rows_read), so adding
+    both would count each row twice.
+    """
+    first, *parts = counters
+    own = _number(flat.get(f"task.{first}"))
+    if own is not None:
+        return int(own)
+    own_parts = [number for part in parts if (number := _number(flat.get(f"task.{part}"))) is not None]
+    if own_parts:
+        return int(sum(own_parts))
+    from_components = [
+        number
+        for name, value in flat.items()
+        if not name.startswith("task.")
+        and name.rpartition(".")[2] in counters
+        and (number := _number(value)) is not None
+    ]
+    return int(sum(from_components)) if from_components else None
 
 
 def statistics_summary(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Sum the row counters of a task's flattened statistics into a short summary for its status."""
+    """Summarise a task's flattened statistics for its status: row totals and the time of its steps."""
     summary: dict[str, Any] = {}
-    for label, suffixes in _SUMMARY_SUFFIXES.items():
-        total = 0
-        found = False
-        for name, value in flat.items():
-            if (
-                name.rsplit(".", 1)[-1] in suffixes
-                and isinstance(value, int | float)
-                and not isinstance(value, bool)
-            ):
-                total += int(value)
-                found = True
-        if found:
+    for label, counters in _SUMMARY_COUNTERS.items():
+        total = _row_total(flat, counters)
+        if total is not None:
             summary[label] = total
-    seconds = flat.get("task.seconds") or flat.get("seconds")
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-        summary["seconds"] = round(float(seconds), 3)
+    step_seconds = [number for name in _STEP_TIMERS if (number := _number(flat.get(name))) is not None]
+    if step_seconds:
+        summary["seconds"] = round(sum(step_seconds), 3)
     return summary

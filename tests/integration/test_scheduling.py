@@ -224,8 +224,7 @@ def test_retries_record_each_attempt_and_free_claims(tasks: Tasks, taskdb: TaskD
     waiter_start, waiter_end = interval(taskdb, waiter["taskId"])
     attempts = [interval(taskdb, run.id) for run in runs]
     assert any(
-        earlier[1] <= waiter_start and waiter_end <= later[0]
-        for earlier, later in pairwise(attempts)
+        earlier[1] <= waiter_start and waiter_end <= later[0] for earlier, later in pairwise(attempts)
     ), "the waiter did not run during a retry backoff"
 
 
