@@ -477,7 +477,8 @@ class Reconciler:
             )
         else:
             reason = Reason.MUTUAL_EXCLUSION
-            message = f"blocked by {', '.join(blockers)}, which hold a conflicting claim"
+            holds = "holds" if len(blockers) == 1 else "hold"
+            message = f"blocked by {', '.join(blockers)}, which {holds} a conflicting claim"
         await self._transition(
             view,
             Transition(

@@ -105,27 +105,34 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _sum_counter(flat: Mapping[str, Any], counters: tuple[str, ...], *, own: bool) -> float | None:
+    """Sum the counters named `counters` at any depth, in the task's own statistics or its components'."""
+    values = [
+        number
+        for name, value in flat.items()
+        if name.startswith("task.") == own
+        and name.rpartition(".")[2] in counters
+        and (number := _number(value)) is not None
+    ]
+    return sum(values) if values else None
+
+
 def _row_total(flat: Mapping[str, Any], counters: tuple[str, ...]) -> int | None:
-    """Total a group of counters: the task's own first counter, else its own parts, else its components'.
+    """Total a group of counters: the task's own first counter, else its own other counters, else its
+    components' counters.
 
     A job usually copies its components' counts into its own statistics (task.rows_read), so adding
     both would count each row twice.
     """
-    first, *parts = counters
-    own = _number(flat.get(f"task.{first}"))
-    if own is not None:
-        return int(own)
-    own_parts = [number for part in parts if (number := _number(flat.get(f"task.{part}"))) is not None]
-    if own_parts:
-        return int(sum(own_parts))
-    from_components = [
-        number
-        for name, value in flat.items()
-        if not name.startswith("task.")
-        and name.rpartition(".")[2] in counters
-        and (number := _number(value)) is not None
-    ]
-    return int(sum(from_components)) if from_components else None
+    first, *others = counters
+    for total in (
+        _sum_counter(flat, (first,), own=True),
+        _sum_counter(flat, tuple(others), own=True),
+        _sum_counter(flat, counters, own=False),
+    ):
+        if total is not None:
+            return int(total)
+    return None
 
 
 def statistics_summary(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
-from etl_localcluster.cluster import LocalCluster
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy.engine import make_url
 
+from etl_localcluster.cluster import LocalCluster
 from etl_runtime.taskdb import TaskDatabase
 
 from .support import OperatorProcess, Tasks

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+
 from etl_localcluster import cli
 from etl_localcluster._kubeapi import KubeApi
 from etl_localcluster._processes import ProcessRecord, is_alive, is_running

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from etl_localcluster import cli
 from etl_localcluster._kubeapi import KubeApi
 from etl_localcluster._processes import ProcessRecord, is_alive, is_port_open, is_running

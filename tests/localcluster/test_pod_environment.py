@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from etl_localcluster._podspec import (
     ContainerConfigError,
     MountTable,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from etl_localcluster._podspec import ContainerConfigError, materialise_volumes
 
 JSON = dict[str, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from etl_operator._rules import admit, claims_of, conflicts, evaluate_dependencies, find_cycle
 from etl_operator._spec import TaskView
 

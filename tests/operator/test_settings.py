@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from etl_operator._settings import OperatorSettings, SettingsError
 
 

@@ -68,5 +68,15 @@ def test_summary_adds_component_counters() -> None:
     assert statistics_summary(flat) == {"rowsRead": 15, "rowsWritten": 9}
 
 
+def test_summary_adds_nested_task_counters() -> None:
+    flat = {
+        "task.fact_weather.rows_read": 1461,
+        "task.fact_stocks.rows_read": 560,
+        "task.summary_weather.rows_inserted": 48,
+        "task.summary_stocks.rows_inserted": 50,
+    }
+    assert statistics_summary(flat) == {"rowsRead": 2021, "rowsWritten": 98}
+
+
 def test_summary_of_nothing_is_empty() -> None:
     assert statistics_summary({}) == {}

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
-from warehouse.sources import STOCKS_FILE, WEATHER_FILE, vega_data_dir
 
 from etl_runtime import ETLTask
 from etl_runtime.taskdb import RunRecord, TaskDatabase
+from warehouse.sources import STOCKS_FILE, WEATHER_FILE, vega_data_dir
 
 RunEtlRuntime = Callable[..., subprocess.CompletedProcess[str]]
 StartEtlRuntime = Callable[[Sequence[str]], subprocess.Popen[str]]
