@@ -1,0 +1,113 @@
+"""Faults while tasks run: the operator killed again and again, stopped politely, and pods lost."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from itertools import combinations
+
+import pytest
+
+from etl_runtime.taskdb import TaskDatabase
+
+from .support import TERMINAL, OperatorProcess, Tasks
+from .test_scheduling import interval
+
+pytestmark = pytest.mark.integration
+
+KILLS = 30
+
+
+def create_dag(tasks: Tasks) -> dict[str, list[str]]:
+    """Create a DAG of 12 tasks whose loads share one lock; return each task's dependencies."""
+    dag: dict[str, list[str]] = {
+        "extract-a": [],
+        "extract-b": [],
+        "extract-c": [],
+        "dimension": ["extract-a", "extract-b"],
+        "load-1": ["dimension"],
+        "load-2": ["dimension"],
+        "load-3": ["dimension", "extract-c"],
+        "load-4": ["extract-c"],
+        "load-5": ["extract-c"],
+        "report-1": ["load-1", "load-2"],
+        "report-2": ["load-3", "load-4", "load-5"],
+        "summary": ["report-1", "report-2"],
+    }
+    for name, dependencies in dag.items():
+        spec: dict[str, object] = {
+            "dependsOn": [{"name": dependency} for dependency in dependencies],
+            "parameters": {"seconds": 0.4},
+            "allowConcurrentRuns": True,
+        }
+        if name.startswith("load-"):
+            spec["mutuallyExclusiveWith"] = ["warehouse-lock"]
+        tasks.create(name, **spec)  # type: ignore[arg-type]
+    return dag
+
+
+def test_operator_killed_thirty_times_loses_nothing(
+    tasks: Tasks, operator: OperatorProcess, taskdb: TaskDatabase
+) -> None:
+    randomness = random.Random(20261204)
+    dag = create_dag(tasks)
+
+    for _ in range(KILLS):
+        time.sleep(randomness.uniform(0.0, 1.5))
+        operator.kill()
+        time.sleep(randomness.uniform(0.0, 0.5))
+        operator.start()
+
+    statuses = {name: tasks.wait_until_finished(name, timeout=180) for name in dag}
+
+    assert {name: status["phase"] for name, status in statuses.items()} == dict.fromkeys(dag, "Succeeded")
+    assert tasks.pod_names() == {f"{name}-1" for name in dag}
+    intervals = {name: interval(taskdb, status["taskId"]) for name, status in statuses.items()}
+    for name, dependencies in dag.items():
+        for dependency in dependencies:
+            assert intervals[dependency][1] <= intervals[name][0], f"{name} started before {dependency} ended"
+    loads = [name for name in dag if name.startswith("load-")]
+    for first, second in combinations(loads, 2):
+        (start_a, end_a), (start_b, end_b) = intervals[first], intervals[second]
+        assert end_a <= start_b or end_b <= start_a, f"{first} and {second} overlapped"
+    for name, status in statuses.items():
+        runs = taskdb.runs_for(tasks.namespace, name)
+        assert [run.attempt for run in runs] == [1]
+        assert runs[0].status == status["phase"]
+        assert runs[0].id == status["taskId"]
+
+
+def test_polite_stop_keeps_pods_running(tasks: Tasks, operator: OperatorProcess) -> None:
+    tasks.create("long", parameters={"seconds": 3})
+    tasks.wait_for_phase("long", "Running")
+
+    operator.stop(signal.SIGTERM)
+    pod = tasks.core.read_namespaced_pod("long-1", tasks.namespace)
+    assert pod.metadata.deletion_timestamp is None
+    assert pod.status.phase == "Running"
+    operator.start()
+
+    assert tasks.wait_until_finished("long")["phase"] == "Succeeded"
+    assert tasks.pod_names() == {"long-1"}
+
+
+def test_pod_deleted_by_hand_fails_the_attempt(tasks: Tasks) -> None:
+    tasks.create("victim", parameters={"seconds": 300})
+    tasks.wait_for_phase("victim", "Running")
+
+    tasks.core.delete_namespaced_pod("victim-1", tasks.namespace)
+
+    status = tasks.wait_until_finished("victim", timeout=60)
+    assert status["phase"] == "Failed"
+    assert status["phase"] in TERMINAL
+
+
+def test_deadline_exceeded_fails_with_reason(tasks: Tasks) -> None:
+    tasks.create("slow", parameters={"seconds": 60}, activeDeadlineSeconds=1)
+
+    status = tasks.wait_until_finished("slow", timeout=60)
+
+    assert status["phase"] == "Failed"
+    conditions = {item["type"]: item for item in status["conditions"]}
+    assert conditions["Complete"]["reason"] == "DeadlineExceeded"
