@@ -215,6 +215,23 @@ class PostgresCluster:
         if still_open:
             raise PostgresError(f"port {self.port} on 127.0.0.1 is still open after Postgres stopped")
 
+    def halt(self) -> None:
+        """Stop the server but keep its data, port and databases, as an outage would; `resume` undoes it."""
+        if self._process is None or not is_alive(self._process):
+            return
+        self._run_pg_ctl(server_user(), "stop", "-m", "fast", "-w", "-t", str(_STOP_TIMEOUT_SECONDS))
+        wait_until_ports_closed([self.port], 10.0)
+
+    def resume(self) -> None:
+        """Start the server that `halt` stopped, on the same data folder and port."""
+        if self.is_running():
+            return
+        self._run_pg_ctl(
+            server_user(), "start", "-w", "-t", str(_START_TIMEOUT_SECONDS), "-l", str(self.layout.log_file)
+        )
+        self._process = self._postmaster_record()
+        self._write_state()
+
     def create_database(self, name: str) -> str:
         """Create database NAME owned by a new login role NAME and return its SQLAlchemy URL.
 

@@ -103,6 +103,11 @@ class KubeClient:
         )
         return result
 
+    async def delete_task(self, namespace: str, name: str) -> None:
+        await self._call(
+            self._custom.delete_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
+        )
+
     async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
         result = await self._call(
             self._core.list_pod_for_all_namespaces, label_selector=label_selector, _preload_content=False

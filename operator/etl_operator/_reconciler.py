@@ -13,18 +13,30 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from etl_runtime.taskdb import TaskDatabase
+from sqlalchemy.exc import SQLAlchemyError
+
+from etl_runtime.taskdb import TaskDatabase, TaskDatabaseError
 
 from ._kube import ApiError, Conflict, KubeClient, NotFound
 from ._pods import LABEL_TASK, build_pod, pod_name
 from ._rules import AdmissionResult, admit, claims_of, evaluate_dependencies, find_cycle
 from ._settings import OperatorSettings
 from ._spec import API_GROUP, API_VERSION, KIND, TaskView
-from ._status import Condition, Transition, format_time, statistics_summary, status_patch, utc_now
+from ._status import (
+    Condition,
+    Transition,
+    condition_is,
+    condition_patch,
+    format_time,
+    statistics_summary,
+    status_patch,
+    utc_now,
+)
 from ._store import Change, Key, TaskStore
 from .phases import ACTIVE_PHASES, QUEUED_PHASES, ConditionType, Phase, Reason, is_terminal
 
@@ -172,6 +184,9 @@ class Reconciler:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except (SQLAlchemyError, TaskDatabaseError) as error:
+                self._retry_later(key, error)
+                self._spawn(self._report_database_down(key, error))
             except Exception as error:
                 self._retry_later(key, error)
             finally:
@@ -195,6 +210,25 @@ class Reconciler:
             exc_info=not isinstance(error, ApiError | ConnectionError | OSError),
         )
         self._call_later(key, delay)
+
+    async def _report_database_down(self, key: Key, error: Exception) -> None:
+        """Set TaskDatabaseReady to False on the task, once, so `kubectl describe` shows why it is stuck."""
+        body = self._store.body(key)
+        if body is None or condition_is(body, ConditionType.TASK_DATABASE_READY, False):
+            return
+        if is_terminal((body.get("status") or {}).get("phase")):
+            return
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = f"the task database is unreachable; the operator keeps retrying: {cause}"
+        patch = condition_patch(
+            body,
+            Condition(ConditionType.TASK_DATABASE_READY, False, Reason.DATABASE_UNAVAILABLE, message),
+            now=self._clock(),
+        )
+        try:
+            self._apply(await self._kube.patch_task_status(key[0], key[1], patch))
+        except ApiError as patch_error:
+            logger.debug("ETLTask %s/%s: setting TaskDatabaseReady failed: %s", key[0], key[1], patch_error)
 
     def _call_later(self, key: Key, delay: float) -> None:
         previous = self._timers.pop(key, None)
@@ -316,10 +350,11 @@ class Reconciler:
             await self._fail_invalid(key, body)
             return
 
-        # Finished and departing tasks cost nothing.
+        # Finished tasks cost nothing, except the one deletion that ttlSecondsAfterFinished asks for.
         if is_terminal(view.phase):
             self._reserved.pop(key, None)
             self._ready.discard(key)
+            await self._delete_when_expired(view, body)
             return
         if view.deleting:
             return
@@ -746,6 +781,24 @@ class Reconciler:
                 pass
         await self._finish(view, Phase.CANCELLED, Reason.CANCELLED, "cancelled: spec.cancel is true")
 
+    async def _delete_when_expired(self, view: TaskView, body: Mapping[str, Any]) -> None:
+        ttl = view.spec.ttl_seconds_after_finished
+        completion = (body.get("status") or {}).get("completionTime")
+        if ttl is None or not completion:
+            return
+        expires = datetime.fromisoformat(completion.replace("Z", "+00:00")) + timedelta(seconds=ttl)
+        remaining = (expires - self._clock()).total_seconds()
+        if remaining > 0:
+            self._call_later(view.key, remaining)
+            return
+        try:
+            await self._kube.delete_task(view.namespace, view.name)
+            logger.info(
+                "%s was deleted %d s after it finished (ttlSecondsAfterFinished)", _describe(view), ttl
+            )
+        except NotFound:
+            pass
+
     async def _fail_invalid(self, key: Key, body: Mapping[str, Any]) -> None:
         status = body.get("status") or {}
         if is_terminal(status.get("phase")):
@@ -821,6 +874,10 @@ class Reconciler:
                 message=transition.message,
                 exit_code=exit_code,
             )
+        if condition_is(body, ConditionType.TASK_DATABASE_READY, False):
+            # The database call above went through, so the condition set while it was down is stale.
+            recovered = Condition(ConditionType.TASK_DATABASE_READY, True, Reason.DATABASE_AVAILABLE)
+            transition = replace(transition, conditions=(*transition.conditions, recovered))
         patch = status_patch(body, transition, now=self._clock(), precondition=precondition)
         updated = await self._kube.patch_task_status(view.namespace, view.name, patch)
         self._apply(updated)

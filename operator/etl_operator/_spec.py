@@ -57,6 +57,7 @@ class TaskSpec:
     active_deadline_seconds: int | None = None
     cancel: bool = False
     pod_template: Mapping[str, Any] = field(default_factory=dict)
+    ttl_seconds_after_finished: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def parse_spec(spec: Mapping[str, Any]) -> TaskSpec:
         active_deadline_seconds=spec.get("activeDeadlineSeconds"),
         cancel=bool(spec.get("cancel", False)),
         pod_template=dict(spec.get("podTemplate") or {}),
+        ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
     )
 
 

@@ -91,6 +91,24 @@ def status_patch(
     return patch
 
 
+def condition_patch(body: Mapping[str, Any], condition: Condition, *, now: datetime) -> dict[str, Any]:
+    """Build a merge patch that sets one condition and leaves the phase alone."""
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    generation = int(metadata.get("generation") or 0)
+    conditions = merge_conditions(status.get("conditions") or [], [condition], now=now, generation=generation)
+    return {"status": {"conditions": conditions}}
+
+
+def condition_is(body: Mapping[str, Any], condition_type: ConditionType, status: bool) -> bool:
+    """Tell whether the object's status has the condition with the given truth value."""
+    wanted = "True" if status else "False"
+    return any(
+        item.get("type") == condition_type and item.get("status") == wanted
+        for item in (body.get("status") or {}).get("conditions") or ()
+    )
+
+
 # Counters that make up the row totals in status.statistics.
 _SUMMARY_COUNTERS = {
     "rowsRead": ("rows_read",),

@@ -35,17 +35,19 @@ DATABASE_VARIABLE = "KUBE_ETL_TEST_DATABASE_URL"
 
 
 @dataclass(frozen=True)
-class TestCluster:
+class ClusterUnderTest:
     """Where the integration tests run."""
 
     kubeconfig: Path
     taskdb_url: str
     warehouse_url: str
     work_dir: Path
+    # The local cluster, when the session started one; fault tests stop and start its parts.
+    local: LocalCluster | None = None
 
 
 @pytest.fixture(scope="session")
-def test_cluster() -> Iterator[TestCluster]:
+def test_cluster() -> Iterator[ClusterUnderTest]:
     work_dir = Path(tempfile.mkdtemp(prefix="kube-etl-tests-"))
     # The Postgres server runs as the postgres user, who must be able to enter the state folder.
     work_dir.chmod(0o755)
@@ -54,18 +56,19 @@ def test_cluster() -> Iterator[TestCluster]:
         database_url = os.environ.get(DATABASE_VARIABLE)
         if not database_url:
             pytest.fail(f"{KUBECONFIG_VARIABLE} is set but {DATABASE_VARIABLE} is not: set both, or neither")
-        yield TestCluster(Path(external), database_url, database_url, work_dir)
+        yield ClusterUnderTest(Path(external), database_url, database_url, work_dir, local=None)
         shutil.rmtree(work_dir, ignore_errors=True)
         return
 
     cluster = LocalCluster(work_dir / "cluster", python_paths=[REPOSITORY_ROOT / "examples", REPOSITORY_ROOT])
     try:
         info = cluster.start()
-        yield TestCluster(
+        yield ClusterUnderTest(
             kubeconfig=info.kubeconfig,
             taskdb_url=cluster.create_database("kube_etl"),
             warehouse_url=cluster.create_database("warehouse"),
             work_dir=work_dir,
+            local=cluster,
         )
     finally:
         cluster.stop()
@@ -73,7 +76,7 @@ def test_cluster() -> Iterator[TestCluster]:
 
 
 @pytest.fixture(scope="session")
-def kube_api(test_cluster: TestCluster) -> client.ApiClient:
+def kube_api(test_cluster: ClusterUnderTest) -> client.ApiClient:
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(test_cluster.kubeconfig), client_configuration=configuration)
     return client.ApiClient(configuration)
@@ -105,7 +108,7 @@ def crd_installed(kube_api: client.ApiClient) -> None:
 
 
 @pytest.fixture(scope="session")
-def taskdb(test_cluster: TestCluster) -> Iterator[TaskDatabase]:
+def taskdb(test_cluster: ClusterUnderTest) -> Iterator[TaskDatabase]:
     database = TaskDatabase(test_cluster.taskdb_url)
     database.upgrade()
     yield database
@@ -113,13 +116,13 @@ def taskdb(test_cluster: TestCluster) -> Iterator[TaskDatabase]:
 
 
 @pytest.fixture(scope="session")
-def warehouse_url(test_cluster: TestCluster) -> str:
+def warehouse_url(test_cluster: ClusterUnderTest) -> str:
     return test_cluster.warehouse_url
 
 
 @pytest.fixture(scope="session")
 def operator(
-    test_cluster: TestCluster, crd_installed: None, taskdb: TaskDatabase
+    test_cluster: ClusterUnderTest, crd_installed: None, taskdb: TaskDatabase
 ) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
         {
@@ -137,7 +140,7 @@ def operator(
 
 @pytest.fixture()
 def tasks(
-    kube_api: client.ApiClient, operator: OperatorProcess, test_cluster: TestCluster
+    kube_api: client.ApiClient, operator: OperatorProcess, test_cluster: ClusterUnderTest
 ) -> Iterator[Tasks]:
     """A fresh namespace with the task database and warehouse config Secrets, and a client for it.
 

@@ -133,6 +133,10 @@ class Tasks:
             if error.status != 404:
                 raise
 
+    def task_names(self) -> set[str]:
+        result = self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+        return {item["metadata"]["name"] for item in result["items"]}
+
     def pods(self) -> list[Any]:
         return list(self.core.list_namespaced_pod(self.namespace).items)
 

@@ -11,6 +11,7 @@ import pytest
 
 from etl_runtime.taskdb import TaskDatabase
 
+from .conftest import ClusterUnderTest
 from .support import TERMINAL, OperatorProcess, Tasks
 from .test_scheduling import interval
 
@@ -111,3 +112,34 @@ def test_deadline_exceeded_fails_with_reason(tasks: Tasks) -> None:
     assert status["phase"] == "Failed"
     conditions = {item["type"]: item for item in status["conditions"]}
     assert conditions["Complete"]["reason"] == "DeadlineExceeded"
+
+
+def test_database_outage_delays_but_loses_nothing(
+    tasks: Tasks, taskdb: TaskDatabase, test_cluster: ClusterUnderTest
+) -> None:
+    if test_cluster.local is None:
+        pytest.skip("stopping the task database needs the local cluster's Postgres")
+    postgres = test_cluster.local.postgres
+    postgres.halt()
+    try:
+        tasks.create("during-outage", parameters={"seconds": 0.1})
+        stuck = tasks.wait_for(
+            "during-outage",
+            lambda status: any(
+                item["type"] == "TaskDatabaseReady" and item["status"] == "False"
+                for item in status.get("conditions") or ()
+            ),
+            description="TaskDatabaseReady=False",
+        )
+        assert "unreachable" in stuck["conditions"][0]["message"]
+        assert tasks.pod_names() == set()
+    finally:
+        postgres.resume()
+
+    status = tasks.wait_until_finished("during-outage", timeout=90)
+
+    assert status["phase"] == "Succeeded"
+    conditions = {item["type"]: item for item in status["conditions"]}
+    assert conditions["TaskDatabaseReady"]["status"] == "True"
+    history = [change.status for change in taskdb.status_history(status["taskId"])]
+    assert history[-3:] == ["Starting", "Running", "Succeeded"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,15 @@ def test_invalid_manifest_is_rejected(tasks: Tasks, spec: dict[str, Any], field:
         tasks.create_manifest(manifest)
     assert caught.value.status == 422
     assert field in str(caught.value.body)
+
+
+def test_finished_task_is_deleted_after_ttl(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("short-lived", parameters={"seconds": 0.1}, ttlSecondsAfterFinished=1)
+    status = tasks.wait_until_finished("short-lived")
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "short-lived" in tasks.task_names():
+        time.sleep(0.2)
+
+    assert "short-lived" not in tasks.task_names()
+    assert taskdb.get_run(status["taskId"]).status == "Succeeded"
