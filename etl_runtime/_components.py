@@ -2,7 +2,7 @@
 
 ``ETLTask.register_object`` adds readers, writers and other helpers here. After the run,
 ``ETLTask.run`` saves each one's ``statistics`` under the component's name, and ``ETLTask.close``
-closes them in the reverse order of registration.
+closes them once, in the reverse order of registration.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ class ComponentRegistry:
         return flat
 
     def close_all(self, log: logging.LoggerAdapter[logging.Logger]) -> None:
-        """Close every component that has a ``close`` method, newest first, and forget them all.
+        """Close every component that has a ``close`` method, newest first.
 
-        A failing ``close`` is logged and the others are still closed.
+        A failing ``close`` is logged and the others are still closed. The components stay
+        registered, so their statistics can still be read after the task is closed.
         """
-        while self._components:
-            component = self._components.pop()
+        for component in reversed(self._components):
             close = getattr(component.obj, "close", None)
             if not callable(close):
                 continue

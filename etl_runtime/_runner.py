@@ -1,16 +1,15 @@
 """The two ways ``etl-runtime run`` runs a task: in a pod started by the operator, or locally.
 
 ``cli.main`` parses the command line and calls ``run_in_pod`` or ``run_local``. Both resolve the
-task class, build the task, run it with SIGTERM and SIGINT turned into stop requests, and
-return the process exit code. Only ``run_local`` records phases, because in a pod the operator
-owns them.
+task class (a full ``module.Class`` or a unique partial name), build the task, run it with SIGTERM
+and SIGINT turned into stop requests, and return the process exit code. Only ``run_local``
+records phases, because in a pod the operator owns them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import time
 import uuid
@@ -21,8 +20,10 @@ from typing import Any
 
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from etl_runtime._errors import ParameterError, TaskClassNotFoundError, TaskStopRequested
-from etl_runtime._resolve import resolve_task_class
+from etl_runtime._config import load_config
+from etl_runtime._errors import ConfigError, ParameterError, TaskClassNotFoundError, TaskStopRequested
+from etl_runtime._manifest import default_task_name
+from etl_runtime._resolve import configured_base_modules, resolve_task_class, task_class_name
 from etl_runtime._task import ETLTask, TaskStatus, format_error
 from etl_runtime.taskdb import TaskDatabase, TaskNotFoundError
 
@@ -110,31 +111,65 @@ def exit_code_for(task: ETLTask) -> int:
     return EXIT_FAILED
 
 
-def execute(task: ETLTask) -> int:
+def resolve_configured_task_class(name: str, config_path: str | None) -> type[ETLTask]:
+    """Resolve a task name with the base modules of the config file and ``$KUBE_ETL_BASE_MODULES``.
+
+    Raises TaskClassNotFoundError, also when the config file cannot be read.
+    """
+    try:
+        base_modules = configured_base_modules(load_config(config_path))
+    except ConfigError as exc:
+        raise TaskClassNotFoundError(f"task class {name!r} cannot be resolved: {exc}") from exc
+    task_class = resolve_task_class(name, base_modules=base_modules)
+    full_name = task_class_name(task_class)
+    if full_name != name.strip():
+        log.info("task name %r resolved to %s", name, full_name)
+    return task_class
+
+
+def execute(task: ETLTask, *, no_mail: bool | None = None) -> int:
     """Run the task with stop signals handled and return the exit code.
 
     The first SIGTERM or SIGINT requests a stop at the task's next check (between steps, or where
     the job calls ``raise_if_stop_requested``). A second one during a step raises
     TaskStopRequested at once. Either way the statistics are saved before the process exits
     with 128 + the signal number (143 for SIGTERM).
+
+    NOTE: a second signal that arrives while the job's own code is inside a logging call raises
+    there, and ``logging`` prints and swallows the exception, so that step goes on until its
+    next check. The next signal interrupts it again.
     """
 
+    # A signal that arrives while the handler still runs, e.g. inside its log call, is handled by
+    # the outer call: an exception raised inside a logging handler is printed and swallowed.
+    handler_state = {"running": False, "interrupt": False}
+
     def handle_stop_signal(signal_number: int, frame: FrameType | None) -> None:
-        if task.stop_requested and task.in_step:
-            raise TaskStopRequested(signal_number)
-        task.request_stop(signal_number)
-        log.warning(
-            "received %s; task run %s stops at its next check",
-            signal.Signals(signal_number).name,
-            task.task_id,
-        )
+        if handler_state["running"]:
+            handler_state["interrupt"] = True
+            return
+        handler_state["running"] = True
+        try:
+            if task.stop_requested and task.in_step:
+                raise TaskStopRequested(signal_number)
+            task.request_stop(signal_number)
+            log.warning(
+                "received %s; task run %s stops at its next check",
+                signal.Signals(signal_number).name,
+                task.task_id,
+            )
+            if handler_state["interrupt"] and task.in_step:
+                raise TaskStopRequested(signal_number)
+        finally:
+            handler_state["running"] = False
+            handler_state["interrupt"] = False
 
     previous = {
         number: signal.signal(number, handle_stop_signal) for number in (signal.SIGTERM, signal.SIGINT)
     }
     started = time.monotonic()
     try:
-        task.run()
+        task.run(no_mail=no_mail)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -149,7 +184,7 @@ def execute(task: ETLTask) -> int:
     return exit_code
 
 
-def run_in_pod(environ: Mapping[str, str]) -> int:
+def run_in_pod(environ: Mapping[str, str], *, no_mail: bool | None = None) -> int:
     """Run the task that the operator described in the environment, and return the exit code."""
     try:
         env = PodEnvironment.from_environ(environ)
@@ -172,12 +207,12 @@ def run_in_pod(environ: Mapping[str, str]) -> int:
         log.error("cannot start the task: KUBE_ETL_DATABASE_URL is not a valid database URL: %s", exc)
         return EXIT_SETUP_FAILED
     try:
-        return _run_recorded_task(env, database)
+        return _run_recorded_task(env, database, no_mail)
     finally:
         database.dispose()
 
 
-def _run_recorded_task(env: PodEnvironment, database: TaskDatabase) -> int:
+def _run_recorded_task(env: PodEnvironment, database: TaskDatabase, no_mail: bool | None) -> int:
     try:
         run = database.get_run(env.task_id)
     except TaskNotFoundError as exc:
@@ -198,7 +233,7 @@ def _run_recorded_task(env: PodEnvironment, database: TaskDatabase) -> int:
         )
 
     try:
-        task_class = resolve_task_class(env.task_class)
+        task_class = resolve_configured_task_class(env.task_class, env.config_path)
     except TaskClassNotFoundError as exc:
         log.error("cannot start the task: %s", exc)
         _record_error_quietly(database, env.task_id, str(exc))
@@ -219,7 +254,7 @@ def _run_recorded_task(env: PodEnvironment, database: TaskDatabase) -> int:
         return EXIT_FAILED
 
     with task:
-        return execute(task)
+        return execute(task, no_mail=no_mail)
 
 
 def run_local(
@@ -229,17 +264,20 @@ def run_local(
     database_url: str,
     config_path: str | None = None,
     display_name: str | None = None,
+    no_mail: bool | None = None,
 ) -> int:
     """Run a task class without Kubernetes, recording the run and its phases itself.
 
     Brings the task database schema up to date, creates a ``task_run`` row in namespace
     ``local`` with a new uid and the given parameters, and records Running, then the outcome.
+    ``class_path`` may be a partial name, and the row records the full ``module.Class``.
     """
     try:
-        task_class = resolve_task_class(class_path)
+        task_class = resolve_configured_task_class(class_path, config_path)
     except TaskClassNotFoundError as exc:
         log.error("cannot start the task: %s", exc)
         return EXIT_SETUP_FAILED
+    class_path = task_class_name(task_class)
 
     try:
         database = TaskDatabase(database_url)
@@ -251,7 +289,7 @@ def run_local(
             database.upgrade()
             task_id = database.create_run(
                 namespace=LOCAL_NAMESPACE,
-                name=local_run_name(task_class),
+                name=default_task_name(task_class),
                 uid=str(uuid.uuid4()),
                 attempt=1,
                 task_class=class_path,
@@ -273,17 +311,12 @@ def run_local(
             return EXIT_FAILED
 
         with task:
-            exit_code = execute(task)
+            exit_code = execute(task, no_mail=no_mail)
         message = None if task.status is TaskStatus.SUCCEEDED else _last_line(task.error)
         database.record_status(task_id, task.status.value, message=message, exit_code=exit_code)
         return exit_code
     finally:
         database.dispose()
-
-
-def local_run_name(task_class: type[ETLTask]) -> str:
-    """Return a Kubernetes-style name for a local run, e.g. ``extract-weather`` for ExtractWeather."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", task_class.__name__).lower().replace("_", "-")
 
 
 def _last_line(text: str | None) -> str | None:

@@ -3,8 +3,10 @@
 A job subclasses ``ETLTask`` and overrides ``load`` (and ``init`` and ``finish`` where needed).
 ``etl-runtime run`` builds the class named by the ETLTask resource, calls ``run()`` and exits with
 its outcome. ``run()`` reads the parameters from the task database, runs the three steps, and
-writes statistics, parameters and the error text back, on failure too. Phases belong to the
-operator: the task never writes them, except through the runner's ``--local`` mode.
+writes statistics, parameters and the error text back, on failure too, then sends the failure
+mail when the run failed. Phases belong to the operator: the task never writes them, except
+through the runner's ``--local`` mode. A parent task requests child runs through the task
+database (``_children``), because job pods have no access to the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import enum
 import logging
 import os
 import threading
+import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from etl_runtime._children import CANCELLED, ChildTask, ChildTracker, RelatedTask
 from etl_runtime._components import TASK_STATISTICS_PREFIX, ComponentRegistry
 from etl_runtime._config import DatabaseMetadata, create_database_metadata, load_config, load_config_from_env
 from etl_runtime._declarations import (
@@ -28,16 +34,26 @@ from etl_runtime._declarations import (
     normalize_dependencies,
     normalize_patterns,
 )
-from etl_runtime._errors import ConfigError, ParameterError, TaskStopRequested
+from etl_runtime._errors import (
+    ConfigError,
+    ParameterError,
+    TaskClassNotFoundError,
+    TaskStopRequested,
+    WorkflowFinished,
+)
 from etl_runtime._logging import TaskLoggerAdapter
+from etl_runtime._mail import FailedRun, MailSettings, no_mail_from_env, send_failure_mail
 from etl_runtime._parameters import MISSING, ParameterInput, ParameterSet, parameter_items
 from etl_runtime._statistics import Statistics, StatisticValue
-from etl_runtime.taskdb import RunRecord, TaskDatabase, TaskDatabaseError
+from etl_runtime.taskdb import APPROVED, REJECTED, RunRecord, TaskDatabase, TaskDatabaseError
 
 ComponentT = TypeVar("ComponentT")
 
 # Tracebacks saved to the task database keep at most this many of the innermost frames.
 ERROR_TRACEBACK_FRAMES = 30
+
+# Seconds between two reads of the task database while process_messages(block=True) waits.
+CHILD_POLL_INTERVAL_SECONDS = 0.2
 
 
 class TaskStatus(enum.StrEnum):
@@ -56,11 +72,9 @@ def format_error(exc: BaseException) -> str:
 
 
 class ETLTask:
-    """Base class of an ETL job: parameters, config, databases, statistics and the run lifecycle.
+    """Base class of an ETL job: parameters, config, databases, statistics, children and the run lifecycle.
 
     A subclass that overrides ``__init__`` must accept the same arguments and pass them on.
-    NOTE: the seed API's children, scheduler messages and failure mail are not built yet. They
-    would fit as methods that the runner calls after ``finish``.
     """
 
     # Version of the task class's code, for the job's own use. kube-etl does not read it yet.
@@ -105,6 +119,9 @@ class ETLTask:
         self._stop_signal: int | None = None
         self._in_step = threading.Event()
         self._closed = False
+        self._children = ChildTracker()
+        # The parent task object when a parent in this process registered this task as its child.
+        self._parent_object: ETLTask | None = None
         self.log = TaskLoggerAdapter(
             logging.getLogger(self.name), {"task_id": task_id if task_id is not None else "-"}
         )
@@ -169,13 +186,21 @@ class ETLTask:
     def finish(self) -> None:
         """Clean up after ``load`` succeeded, e.g. swap in a table or analyse it."""
 
-    def run(self) -> bool:
-        """Run ``init``, ``load`` and ``finish`` and return whether all three succeeded.
+    def start_following_tasks(self) -> None:
+        """Start the work that follows a successful ``finish``, e.g. request child tasks.
+
+        ``run`` calls it last, and an exception here fails the run. Does nothing by default.
+        """
+
+    def run(self, no_mail: bool | None = None) -> bool:
+        """Run ``init``, ``load``, ``finish`` and ``start_following_tasks``; return whether all succeeded.
 
         Each step's duration is saved as ``task.<step>.seconds``. An exception fails the run, and
         ``TaskStopRequested`` cancels it. Both are logged, not raised. In every case the
         statistics, the unwritten parameters and the error text are then written to the task
-        database, and the outcome is in ``status``.
+        database, and the outcome is in ``status``. A failed run then sends the failure mail,
+        unless ``no_mail`` is true, or is None and ``$KUBE_ETL_NO_MAIL`` is set. A cancelled run
+        sends no mail.
         """
         self._status = TaskStatus.RUNNING
         self._error = None
@@ -185,6 +210,8 @@ class ETLTask:
             for step_name, step in (("init", self.init), ("load", self.load), ("finish", self.finish)):
                 self._run_step(step_name, step)
             self.commit_parameters()
+            self.raise_if_stop_requested()
+            self.start_following_tasks()
         except TaskStopRequested as stop:
             self._status = TaskStatus.CANCELLED
             self._error = f"TaskStopRequested: {stop}"
@@ -198,6 +225,8 @@ class ETLTask:
             self.log.info("task succeeded")
         finally:
             self._save_results()
+        if self._status is TaskStatus.FAILED:
+            self._send_failure_mail(no_mail)
         return self._status is TaskStatus.SUCCEEDED
 
     def close(self) -> None:
@@ -213,7 +242,7 @@ class ETLTask:
             self._task_database.dispose()
             self._task_database = None
 
-    def __enter__(self) -> ETLTask:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -248,6 +277,149 @@ class ETLTask:
         """Raise TaskStopRequested when a stop was requested. Long steps call it between batches."""
         if self._stop_signal is not None:
             raise TaskStopRequested(self._stop_signal)
+
+    # Parents and children
+
+    @property
+    def parent_task(self) -> RelatedTask | None:
+        """The parent task run as the task database records it now, or None for a task without parent."""
+        if self._parent_object is not None:
+            return RelatedTask.from_task(self._parent_object)
+        return self._related_task(self.parent_task_id, "parent")
+
+    @property
+    def root_task(self) -> RelatedTask | None:
+        """The first task of this task's parent chain, read now, or None for a task without parent."""
+        if self._parent_object is not None:
+            top = self._parent_object
+            while top._parent_object is not None:
+                top = top._parent_object
+            return RelatedTask.from_task(top)
+        return self._related_task(self.root_task_id, "root")
+
+    @property
+    def children(self) -> list[ChildTask]:
+        """Handles of this task's children, with their statuses read from the task database now."""
+        self._children.refresh(self._child_database(), self._task_id)
+        return self._children.children
+
+    def needs_to_ok_child_runs(self) -> bool:
+        """Return whether each requested child waits for ``process_child_run_requested`` to approve it."""
+        return False
+
+    def process_child_run_requested(self, child: ChildTask) -> bool:
+        """Return whether to run a child that awaits approval (True by default); see ``process_messages``."""
+        return True
+
+    def needs_to_get_child_statuses(self) -> bool:
+        """Return whether ``process_messages`` passes child status changes to the handler. True by default."""
+        return True
+
+    def needs_to_get_ancestor_statuses(self) -> bool:
+        """Return whether ``process_messages`` stops this task when its parent or root run was cancelled."""
+        return False
+
+    def process_child_status_update(self, child: ChildTask, status: str) -> None:
+        """Handle one status change of a child. Does nothing by default.
+
+        ``status`` is the status of this change. ``child.status`` may already be newer, since
+        changes are delivered in order, each once. Raise WorkflowFinished to end
+        ``process_messages``.
+        """
+
+    def add_child_task_to_scheduler(
+        self,
+        task: type[ETLTask] | str,
+        parameters: Mapping[str, Any] | None = None,
+        display_name: str | None = None,
+    ) -> ChildTask:
+        """Ask the operator to run a child task, and return the child's handle.
+
+        ``task`` is a task class or its full ``module.Class`` name. It must be importable by that
+        name here, as the child's pod imports it the same way. The request goes to the task
+        database with ``parameters`` and ``display_name``, and the operator creates the child
+        ETLTask ``<parent-name>-c<request id>``. When ``needs_to_ok_child_runs`` returns True, the
+        child waits in AwaitingApproval until ``process_messages`` approves it. Raises
+        TaskClassNotFoundError for a class that does not resolve, ParameterError for a parameter
+        that is not JSON, and TaskDatabaseError for a task that has no task run.
+        """
+        task_class = self._child_task_class_name(task)
+        database, task_id = self._require_task_run("requesting a child task")
+        request_id = database.request_child(
+            task_id,
+            task_class,
+            parameters=parameters,
+            display_name=display_name,
+            needs_approval=self.needs_to_ok_child_runs(),
+        )
+        child = self._children.add_request(database.get_child_request(request_id))
+        self.log.info(
+            "requested %s%s", child.describe(), "; it awaits approval" if child.needs_approval else ""
+        )
+        return child
+
+    def add_child_task_by_partial_name_to_scheduler(
+        self,
+        partial_name: str,
+        parameters: Mapping[str, Any] | None = None,
+        display_name: str | None = None,
+    ) -> ChildTask:
+        """Ask the operator to run the child task class that a partial name selects.
+
+        The name resolves against the base modules of ``[kube_etl] base_modules`` and
+        ``$KUBE_ETL_BASE_MODULES``, as ``resolve_task_class`` does, and must match exactly one
+        class. Otherwise the same as ``add_child_task_to_scheduler``.
+        """
+        # Imported here because _resolve imports this module.
+        from etl_runtime._resolve import configured_base_modules, resolve_task_class
+
+        task_class = resolve_task_class(partial_name, base_modules=configured_base_modules(self.config))
+        return self.add_child_task_to_scheduler(task_class, parameters, display_name)
+
+    def register_child(self, child: ETLTask) -> ChildTask:
+        """Adopt a task object that runs in this process as a child, and return its handle.
+
+        The child gets this task as its parent, so its ``parent_task`` and ``root_task`` lead
+        here, and ``process_messages`` reports its status changes like those of requested children.
+        """
+        child._parent_object = self
+        child.parent_task_id = self._task_id
+        child.root_task_id = self.root_task_id if self.root_task_id is not None else self._task_id
+        return self._children.add_local(child)
+
+    def process_messages(self, block: bool = False, timeout: float | None = None) -> None:
+        """Decide child approvals and deliver child status changes; with ``block``, wait for the children.
+
+        Each pass raises TaskStopRequested when a stop was requested, reads the children from the
+        task database, calls ``process_child_run_requested`` for each request that awaits
+        approval and writes the decision, and passes each child status change not delivered before
+        to ``process_child_status_update``, in order. With ``needs_to_get_ancestor_statuses``, a
+        pass raises TaskStopRequested when the parent or root run was cancelled.
+
+        Without ``block``, one pass runs. With ``block``, passes repeat every 0.2 s until every
+        child is finished, and a TimeoutError names the unfinished children when ``timeout``
+        seconds pass first. A handler that raises WorkflowFinished ends the call at once, and it
+        returns normally.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                self._process_messages_once()
+                if not block or self._children.all_finished():
+                    return
+                if deadline is not None and time.monotonic() >= deadline:
+                    unfinished = ", ".join(
+                        f"{child.describe()} is {child.status}" for child in self._children.unfinished()
+                    )
+                    raise TimeoutError(
+                        f"task run {self._task_id}: children still unfinished after {timeout} s: {unfinished}"
+                    )
+                pause = CHILD_POLL_INTERVAL_SECONDS
+                if deadline is not None:
+                    pause = max(0.0, min(pause, deadline - time.monotonic()))
+                time.sleep(pause)
+        except WorkflowFinished as finished:
+            self.log.info("workflow finished%s", f": {finished}" if str(finished) else "")
 
     # Parameters
 
@@ -454,6 +626,98 @@ class ETLTask:
             allow_concurrent_runs=self.allow_concurrent_runs(),
         )
 
+    # Internals of the children API
+
+    def _child_database(self) -> TaskDatabase | None:
+        return self.task_database if self._task_id is not None else None
+
+    def _require_task_run(self, action: str) -> tuple[TaskDatabase, int]:
+        database = self.task_database
+        if database is None or self._task_id is None:
+            raise TaskDatabaseError(
+                f"{action} needs a task run in the task database, but this {self.name} object has no "
+                "task id; run the task with etl-runtime run"
+            )
+        return database, self._task_id
+
+    def _related_task(self, task_id: int | None, relation: str) -> RelatedTask | None:
+        if task_id is None:
+            return None
+        database = self.task_database
+        if database is None:
+            raise TaskDatabaseError(
+                f"reading the {relation} task run {task_id} needs the task database; "
+                "pass task_database or set KUBE_ETL_DATABASE_URL"
+            )
+        return RelatedTask.from_run(database.get_run(task_id), database.load_parameters(task_id))
+
+    def _child_task_class_name(self, task: type[ETLTask] | str) -> str:
+        """Return the ``module.Class`` name of a child task, checking that it imports by that name."""
+        # Imported here because _resolve imports this module.
+        from etl_runtime._resolve import import_task_class, is_full_name, task_class_name
+
+        if isinstance(task, str):
+            requested = task.strip()
+            if not is_full_name(requested):
+                raise TaskClassNotFoundError(
+                    f"child task {requested!r} is invalid: expected a full module.Class name; "
+                    "use add_child_task_by_partial_name_to_scheduler for a partial name"
+                )
+        elif isinstance(task, type) and issubclass(task, ETLTask):
+            requested = task_class_name(task)
+        else:
+            raise TypeError(f"child task {task!r} is invalid: expected an ETLTask subclass or its name")
+
+        problem = None
+        if not is_full_name(requested) or requested.startswith("__main__."):
+            problem = "it is not defined at the top level of an importable module"
+        else:
+            try:
+                resolved = import_task_class(requested)
+            except TaskClassNotFoundError as exc:
+                problem = str(exc)
+            else:
+                if isinstance(task, type) and resolved is not task:
+                    problem = f"that name imports another class, {resolved!r}"
+        if problem is not None:
+            raise TaskClassNotFoundError(
+                f"child task class {requested!r} cannot be requested, because its pod could not import "
+                f"it: {problem}"
+            )
+        return task_class_name(resolved)
+
+    def _process_messages_once(self) -> None:
+        self.raise_if_stop_requested()
+        database = self._child_database()
+        self._children.refresh(database, self._task_id)
+        self._decide_child_approvals(database)
+        if self.needs_to_get_child_statuses():
+            self._deliver_child_statuses(database)
+        if self.needs_to_get_ancestor_statuses():
+            self._stop_if_ancestor_cancelled()
+
+    def _decide_child_approvals(self, database: TaskDatabase | None) -> None:
+        for child in self._children.children:
+            if not child.awaits_approval or database is None or child.request_id is None:
+                continue
+            approved = bool(self.process_child_run_requested(child))
+            database.set_child_approval(child.request_id, approved)
+            self._children.set_approval(child, APPROVED if approved else REJECTED)
+            self.log.info("%s %s", "approved" if approved else "rejected", child.describe())
+
+    def _deliver_child_statuses(self, database: TaskDatabase | None) -> None:
+        for update in self._children.pending_updates(database):
+            self._children.mark_delivered(update)
+            self.log.debug("%s is %s", update.child.describe(), update.status)
+            self.process_child_status_update(update.child, update.status)
+
+    def _stop_if_ancestor_cancelled(self) -> None:
+        for relation, ancestor in (("parent", self.parent_task), ("root", self.root_task)):
+            if ancestor is not None and ancestor.status == CANCELLED:
+                raise TaskStopRequested(
+                    reason=f"the {relation} task run {ancestor.task_id} ({ancestor.name}) was cancelled"
+                )
+
     # Internals of run()
 
     def _load_parameters_once(self) -> None:
@@ -470,6 +734,52 @@ class ETLTask:
         finally:
             self._in_step.clear()
         self.log.info("step %s finished in %.3f s", step_name, stopwatch.seconds)
+
+    def _send_failure_mail(self, no_mail: bool | None) -> None:
+        """Send the failure mail as configured. Every problem is logged, not raised."""
+        if no_mail is None:
+            no_mail = no_mail_from_env()
+        if no_mail:
+            self.log.info("no failure mail sent: turned off by no_mail or $KUBE_ETL_NO_MAIL")
+            return
+        try:
+            settings = MailSettings.from_config(self.config)
+        except ConfigError as exc:
+            self.log.error("no failure mail sent: %s", exc)
+            return
+        try:
+            send_failure_mail(settings, self._failed_run(), self.log)
+        except Exception:
+            # send_failure_mail handles SMTP and network errors. This catches the rest, such as an
+            # address that the email package rejects, so that the mail never changes the outcome.
+            self.log.exception("sending the failure mail failed")
+
+    def _failed_run(self) -> FailedRun:
+        """Describe this failed run for the mail, from its task_run row or else the pod's environment."""
+        record: RunRecord | None = None
+        if self._task_id is not None:
+            try:
+                record = self.task_rec
+            except (SQLAlchemyError, TaskDatabaseError) as exc:
+                self.log.warning(
+                    "the failure mail names no ETLTask: reading task run %s failed: %s", self._task_id, exc
+                )
+        if record is not None:
+            namespace, name, attempt = record.namespace, record.name, record.attempt
+        else:
+            attempt_text = os.environ.get("KUBE_ETL_ATTEMPT", "")
+            namespace = os.environ.get("KUBE_ETL_NAMESPACE") or ""
+            name = os.environ.get("KUBE_ETL_TASK_NAME") or ""
+            attempt = int(attempt_text) if attempt_text.isdigit() else 0
+        return FailedRun(
+            task_class=self.name,
+            display_name=self.display_name,
+            task_id=self._task_id,
+            namespace=namespace or None,
+            name=name or None,
+            attempt=attempt or None,
+            error=self._error or "(no error text)",
+        )
 
     def _save_results(self) -> None:
         """Write statistics, unwritten parameters and the error text. Failures are logged, not raised."""

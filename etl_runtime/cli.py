@@ -1,9 +1,11 @@
-"""Command line of the runtime: ``etl-runtime run`` and ``etl-runtime upgrade-db``.
+"""Command line of the runtime: ``etl-runtime run``, ``manifest`` and ``upgrade-db``.
 
 The operator's pods run ``etl-runtime run`` with the task's identity in the environment. A
-developer runs a task class directly with ``etl-runtime run --local module.Class --param k=v``.
-Exit codes: 0 succeeded, 1 the task failed, 2 the task could not be started (invalid
+developer runs a task class directly with ``etl-runtime run --local module.Class --param k=v``,
+and prints the ETLTask manifest that a class implies with ``etl-runtime manifest module.Class``.
+Exit codes of ``run``: 0 succeeded, 1 the task failed, 2 the task could not be started (invalid
 arguments, environment or task class), 128 + signal number when stopped (143 for SIGTERM).
+``manifest`` exits with 2 when the class or an argument is invalid.
 """
 
 from __future__ import annotations
@@ -16,10 +18,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from etl_runtime._logging import configure_logging
-from etl_runtime._runner import EXIT_SETUP_FAILED, EXIT_SUCCEEDED, run_in_pod, run_local
+from etl_runtime._errors import ParameterError, TaskClassNotFoundError
+from etl_runtime._logging import LOG_FORMAT_VARIABLE, LOG_FORMATS, configure_logging
+from etl_runtime._manifest import ManifestError, build_manifest
+from etl_runtime._runner import (
+    EXIT_SETUP_FAILED,
+    EXIT_SUCCEEDED,
+    resolve_configured_task_class,
+    run_in_pod,
+    run_local,
+)
 from etl_runtime.taskdb import DATABASE_URL_VARIABLE, TaskDatabase
 
 log = logging.getLogger("etl_runtime.cli")
@@ -49,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="minimum level of log lines written to stdout (default: $KUBE_ETL_LOG_LEVEL or INFO)",
     )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        default=os.environ.get(LOG_FORMAT_VARIABLE, "text").strip() or "text",
+        choices=LOG_FORMATS,
+        help=f"text lines, or one JSON object per line (default: ${LOG_FORMAT_VARIABLE} or text)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -59,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
             "With --local, create a task run in namespace 'local' and run the class directly."
         ),
     )
-    run.add_argument("--local", metavar="MODULE.CLASS", help="task class to run without Kubernetes")
+    run.add_argument(
+        "--local",
+        metavar="TASK",
+        help="task class to run without Kubernetes: module.Class, or a partial name that the base modules "
+        "resolve",
+    )
     run.add_argument(
         "--param",
         action="append",
@@ -75,6 +98,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", default=None, help="config.ini for --local (default: $KUBE_ETL_CONFIG)")
     run.add_argument("--display-name", default=None, help="display name of the --local task run")
+    run.add_argument(
+        "--no-mail", action="store_true", help="send no failure mail (the same as KUBE_ETL_NO_MAIL=1)"
+    )
+
+    manifest = commands.add_parser(
+        "manifest",
+        help="print the ETLTask manifest that a task class implies",
+        description=(
+            "Print, as YAML, the ETLTask that the class's depends_on, mutually_exclusive_execution, "
+            "allow_concurrent_runs and DISPLAY_NAME imply, with the given parameters."
+        ),
+    )
+    manifest.add_argument(
+        "task", metavar="TASK", help="module.Class, or a partial name that the base modules resolve"
+    )
+    manifest.add_argument(
+        "--name", default=None, help="metadata.name (default: the class name in kebab case)"
+    )
+    manifest.add_argument("--namespace", default=None, help="metadata.namespace (default: none)")
+    manifest.add_argument(
+        "--param",
+        action="append",
+        type=parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="entry of spec.parameters, repeatable; VALUE is parsed as JSON if valid, else kept as a string",
+    )
+    manifest.add_argument(
+        "--config",
+        default=None,
+        help="config.ini whose [kube_etl] base_modules resolve partial names (default: $KUBE_ETL_CONFIG)",
+    )
 
     upgrade = commands.add_parser(
         "upgrade-db", help="create or upgrade the task database schema to the newest migration"
@@ -85,34 +140,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parameters_from(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Collect ``--param`` pairs. Names are case-insensitive, so a later one replaces an earlier one."""
+    parameters: dict[str, Any] = {}
+    for name, value in pairs:
+        parameters = {key: old for key, old in parameters.items() if key.lower() != name.lower()}
+        parameters[name] = value
+    return parameters
+
+
+def config_path_from(arguments: argparse.Namespace) -> str | None:
+    path: str | None = arguments.config or os.environ.get("KUBE_ETL_CONFIG", "").strip()
+    return path or None
+
+
 def database_url_from(arguments: argparse.Namespace) -> str | None:
     url: str | None = arguments.database_url or os.environ.get(DATABASE_URL_VARIABLE, "").strip()
     return url or None
 
 
 def command_run(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    # None leaves the decision to $KUBE_ETL_NO_MAIL.
+    no_mail = True if arguments.no_mail else None
     if not arguments.local:
         for option in ("param", "database_url", "config", "display_name"):
             if getattr(arguments, option):
                 parser.error(f"--{option.replace('_', '-')} is only valid with --local")
-        return run_in_pod(os.environ)
+        return run_in_pod(os.environ, no_mail=no_mail)
 
     database_url = database_url_from(arguments)
     if database_url is None:
         parser.error(f"--local needs a task database: pass --database-url or set {DATABASE_URL_VARIABLE}")
-    parameters: dict[str, Any] = {}
-    for name, value in arguments.param:
-        # Names are case-insensitive, so a later --param replaces an earlier one that differs in case.
-        parameters = {key: old for key, old in parameters.items() if key.lower() != name.lower()}
-        parameters[name] = value
-    config_path = arguments.config or os.environ.get("KUBE_ETL_CONFIG", "").strip() or None
     return run_local(
         arguments.local,
-        parameters,
+        parameters_from(arguments.param),
         database_url=database_url,
-        config_path=config_path,
+        config_path=config_path_from(arguments),
         display_name=arguments.display_name,
+        no_mail=no_mail,
     )
+
+
+def command_manifest(arguments: argparse.Namespace) -> int:
+    try:
+        task_class = resolve_configured_task_class(arguments.task, config_path_from(arguments))
+        manifest = build_manifest(
+            task_class,
+            name=arguments.name,
+            namespace=arguments.namespace,
+            parameters=parameters_from(arguments.param),
+        )
+    except (TaskClassNotFoundError, ParameterError) as exc:
+        log.error("cannot build the manifest: %s", exc)
+        return EXIT_SETUP_FAILED
+    except ManifestError as exc:
+        hint = "; pass a valid --name" if arguments.name is None else ""
+        log.error("cannot build the manifest: %s%s", exc, hint)
+        return EXIT_SETUP_FAILED
+    sys.stdout.write(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True))
+    return EXIT_SUCCEEDED
 
 
 def command_upgrade_db(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
@@ -139,9 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"invalid log level {arguments.log_level!r} in KUBE_ETL_LOG_LEVEL; use one of {LOG_LEVELS}"
         )
-    configure_logging(logging.getLevelNamesMapping()[arguments.log_level])
+    if arguments.log_format not in LOG_FORMATS:
+        parser.error(
+            f"invalid log format {arguments.log_format!r} in {LOG_FORMAT_VARIABLE}; "
+            f"use one of {list(LOG_FORMATS)}"
+        )
+    # The manifest goes to stdout, so that command logs to stderr.
+    stream = sys.stderr if arguments.command == "manifest" else None
+    configure_logging(logging.getLevelNamesMapping()[arguments.log_level], stream, arguments.log_format)
     if arguments.command == "upgrade-db":
         return command_upgrade_db(parser, arguments)
+    if arguments.command == "manifest":
+        return command_manifest(arguments)
     return command_run(parser, arguments)
 
 

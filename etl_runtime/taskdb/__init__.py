@@ -1,14 +1,24 @@
 """The task database: the record of every ETLTask run, kept in Postgres.
 
-The operator imports this package to create a row per attempt and record phase changes. The
-runtime uses it inside the pod to read parameters and write statistics and errors. The schema is
-owned by the Alembic migrations in ``migrations/``, applied by ``TaskDatabase.upgrade``.
+The operator imports this package to create a row per attempt, record phase changes, and find the
+child runs that parent tasks request. The runtime uses it inside the pod to read parameters, write
+statistics and errors, and request and follow child runs. The schema is owned by the Alembic
+migrations in ``migrations/``, applied by ``TaskDatabase.upgrade``.
 """
 
 from etl_runtime._errors import ParameterError
-from etl_runtime.taskdb._database import DATABASE_URL_VARIABLE, TaskDatabase
+from etl_runtime.taskdb._database import (
+    CHILD_APPROVAL_CHANNEL,
+    CHILD_REQUEST_CHANNEL,
+    DATABASE_URL_VARIABLE,
+    TaskDatabase,
+)
 from etl_runtime.taskdb._records import (
+    APPROVED,
+    REJECTED,
     TERMINAL_STATUSES,
+    ChildRequest,
+    ChildRequestNotFoundError,
     RunRecord,
     StatusChange,
     TaskDatabaseError,
@@ -16,8 +26,14 @@ from etl_runtime.taskdb._records import (
 )
 
 __all__ = [
+    "APPROVED",
+    "CHILD_APPROVAL_CHANNEL",
+    "CHILD_REQUEST_CHANNEL",
     "DATABASE_URL_VARIABLE",
+    "REJECTED",
     "TERMINAL_STATUSES",
+    "ChildRequest",
+    "ChildRequestNotFoundError",
     "ParameterError",
     "RunRecord",
     "StatusChange",

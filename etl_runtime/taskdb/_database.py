@@ -2,7 +2,9 @@
 
 The operator creates a run row per attempt and records phase changes. The runtime, inside the pod,
 reads the run's parameters and writes statistics, parameters set by the job, and the error text.
-All methods are synchronous, and each read or write is a single transaction.
+A parent task's runtime requests child runs here, and the operator, which LISTENs on
+``CHILD_REQUEST_CHANNEL`` and ``CHILD_APPROVAL_CHANNEL``, creates the child ETLTasks. All methods
+are synchronous, and each read or write is a single transaction.
 """
 
 from __future__ import annotations
@@ -33,16 +35,31 @@ from etl_runtime._errors import ParameterError
 from etl_runtime._json import check_parameter_value, json_problem
 from etl_runtime.taskdb._migrations import upgrade_to_head
 from etl_runtime.taskdb._records import (
+    APPROVED,
+    REJECTED,
     RUNNING_STATUS,
     TERMINAL_STATUSES,
+    ChildRequest,
+    ChildRequestNotFoundError,
     RunRecord,
     StatusChange,
     TaskDatabaseError,
     TaskNotFoundError,
 )
-from etl_runtime.taskdb._schema import task_parameter, task_run, task_statistic, task_status_history
+from etl_runtime.taskdb._schema import (
+    task_child_request,
+    task_parameter,
+    task_run,
+    task_statistic,
+    task_status_history,
+)
 
 DATABASE_URL_VARIABLE = "KUBE_ETL_DATABASE_URL"
+
+# NOTIFY channels of the child requests. The payload of CHILD_REQUEST_CHANNEL is the parent's task
+# id, and the payload of CHILD_APPROVAL_CHANNEL is the request id, both as decimal text.
+CHILD_REQUEST_CHANNEL = "kube_etl_child_request"
+CHILD_APPROVAL_CHANNEL = "kube_etl_child_approval"
 
 log = logging.getLogger("etl_runtime.taskdb")
 
@@ -78,10 +95,20 @@ def parameter_rows(task_id: int, values: Mapping[str, Any]) -> list[dict[str, An
 # The task_run columns that RunRecord holds, selected by name so that a later column does not break it.
 RUN_COLUMNS = [task_run.c[field.name] for field in fields(RunRecord)]
 HISTORY_COLUMNS = [task_status_history.c[field.name] for field in fields(StatusChange)]
+CHILD_REQUEST_COLUMNS = [task_child_request.c[field.name] for field in fields(ChildRequest)]
 
 
 def run_record(row: Row[Any]) -> RunRecord:
     return RunRecord(**row._asdict())
+
+
+def child_request_record(row: Row[Any]) -> ChildRequest:
+    return ChildRequest(**row._asdict())
+
+
+def notify(connection: Connection, channel: str, payload: str) -> None:
+    """Queue a NOTIFY, which Postgres delivers only when the caller's transaction commits."""
+    connection.execute(select(func.pg_notify(channel, payload)))
 
 
 class TaskDatabase:
@@ -332,6 +359,147 @@ class TaskDatabase:
         with self._engine.connect() as connection:
             self._require_run(connection, task_id)
             return {row.name: row.value for row in connection.execute(query)}
+
+    # Child requests
+
+    def request_child(
+        self,
+        parent_task_id: int,
+        task_class: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        display_name: str | None = None,
+        needs_approval: bool = False,
+    ) -> int:
+        """Insert a request for a child run of task run ``parent_task_id`` and return the request id.
+
+        A NOTIFY on ``CHILD_REQUEST_CHANNEL`` with the parent's task id goes out in the same
+        transaction, so a listener receives it when the request is committed, and never before.
+        Raises TaskNotFoundError when the parent run does not exist, and ParameterError for a
+        parameter that cannot be stored as JSON.
+        """
+        task_class = task_class.strip()
+        if not task_class:
+            raise ValueError("task_class must be a non-empty module.Class name")
+        values = dict(parameters or {})
+        parameter_rows(parent_task_id, values)
+        with self._engine.begin() as connection:
+            self._require_run(connection, parent_task_id, lock=True)
+            request_id: int = connection.execute(
+                insert(task_child_request)
+                .values(
+                    parent_task_id=parent_task_id,
+                    task_class=task_class,
+                    display_name=display_name,
+                    parameters=values,
+                    needs_approval=needs_approval,
+                )
+                .returning(task_child_request.c.id)
+            ).scalar_one()
+            notify(connection, CHILD_REQUEST_CHANNEL, str(parent_task_id))
+        return request_id
+
+    def child_requests(
+        self, parent_task_id: int | None = None, *, only_unassigned: bool = False
+    ) -> list[ChildRequest]:
+        """Return the child requests of one parent, or of every parent when None, oldest first.
+
+        ``only_unassigned`` keeps the requests that have no child ETLTask recorded yet.
+        """
+        query = select(*CHILD_REQUEST_COLUMNS).order_by(task_child_request.c.id)
+        if parent_task_id is not None:
+            query = query.where(task_child_request.c.parent_task_id == parent_task_id)
+        if only_unassigned:
+            query = query.where(task_child_request.c.child_name.is_(None))
+        with self._engine.connect() as connection:
+            return [child_request_record(row) for row in connection.execute(query)]
+
+    def get_child_request(self, request_id: int) -> ChildRequest:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(*CHILD_REQUEST_COLUMNS).where(task_child_request.c.id == request_id)
+            ).one_or_none()
+        if row is None:
+            raise ChildRequestNotFoundError(request_id)
+        return child_request_record(row)
+
+    def assign_child(self, request_id: int, namespace: str, name: str) -> None:
+        """Record the ETLTask that the operator created for a request.
+
+        Recording the same ETLTask again changes nothing. Raises TaskDatabaseError when the
+        request already names another ETLTask.
+        """
+        with self._engine.begin() as connection:
+            current = self._lock_child_request(connection, request_id)
+            if current.child_name is not None:
+                if (current.child_namespace, current.child_name) != (namespace, name):
+                    raise TaskDatabaseError(
+                        f"child request {request_id} is already assigned to ETLTask "
+                        f"{current.child_namespace}/{current.child_name}, not {namespace}/{name}"
+                    )
+                return
+            connection.execute(
+                update(task_child_request)
+                .where(task_child_request.c.id == request_id)
+                .values(child_namespace=namespace, child_name=name, updated_at=func.now())
+            )
+
+    def set_child_approval(self, request_id: int, approved: bool) -> None:
+        """Approve or reject a request that needs approval, and NOTIFY ``CHILD_APPROVAL_CHANNEL``.
+
+        The NOTIFY payload is the request id, sent when the transaction commits. Setting the same
+        decision again changes nothing and sends no NOTIFY. Raises TaskDatabaseError when the
+        request does not need approval or was already decided the other way.
+        """
+        decision = APPROVED if approved else REJECTED
+        with self._engine.begin() as connection:
+            current = self._lock_child_request(connection, request_id)
+            if not current.needs_approval:
+                raise TaskDatabaseError(
+                    f"child request {request_id} does not need approval; its child starts without one"
+                )
+            if current.approval == decision:
+                return
+            if current.approval is not None:
+                raise TaskDatabaseError(
+                    f"child request {request_id} is already {current.approval}; a decision cannot change"
+                )
+            connection.execute(
+                update(task_child_request)
+                .where(task_child_request.c.id == request_id)
+                .values(approval=decision, updated_at=func.now())
+            )
+            notify(connection, CHILD_APPROVAL_CHANNEL, str(request_id))
+
+    def child_runs(self, parent_task_id: int) -> list[RunRecord]:
+        """Return the newest run row of each ETLTask whose parent run is ``parent_task_id``.
+
+        Each child ETLTask (namespace and name) has a row per attempt, and the newest row, the one
+        with the highest id, stands for it. The rows are ordered by id.
+        """
+        newest_first = (
+            func.row_number()
+            .over(partition_by=(task_run.c.namespace, task_run.c.name), order_by=task_run.c.id.desc())
+            .label("newest_first")
+        )
+        ranked = (
+            select(*RUN_COLUMNS, newest_first).where(task_run.c.parent_task_id == parent_task_id).subquery()
+        )
+        query = (
+            select(*(ranked.c[column.name] for column in RUN_COLUMNS))
+            .where(ranked.c.newest_first == 1)
+            .order_by(ranked.c.id)
+        )
+        with self._engine.connect() as connection:
+            return [run_record(row) for row in connection.execute(query)]
+
+    def _lock_child_request(self, connection: Connection, request_id: int) -> ChildRequest:
+        row = connection.execute(
+            select(*CHILD_REQUEST_COLUMNS).where(task_child_request.c.id == request_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise ChildRequestNotFoundError(request_id)
+        return child_request_record(row)
 
     def _require_run(self, connection: Connection, task_id: int, *, lock: bool = False) -> None:
         """Raise TaskNotFoundError unless the run exists.

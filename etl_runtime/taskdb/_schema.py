@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -19,7 +21,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -80,4 +84,30 @@ task_statistic = Table(
     Column("task_id", BigInteger, ForeignKey("task_run.id", ondelete="CASCADE"), primary_key=True),
     Column("name", Text, primary_key=True),
     Column("value", JSONB(none_as_null=False), nullable=False),
+)
+
+# A parent task's request for a child run. The runtime inserts it; the operator creates the child
+# ETLTask and records its name here. ``approval`` stays NULL until a parent that must approve its
+# children decides.
+task_child_request = Table(
+    "task_child_request",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "parent_task_id",
+        BigInteger,
+        ForeignKey("task_run.id", ondelete="CASCADE", name="task_child_request_parent_task_id_fkey"),
+        nullable=False,
+    ),
+    Column("task_class", Text, nullable=False),
+    Column("display_name", Text),
+    Column("parameters", JSONB(none_as_null=False), nullable=False, server_default=text("'{}'::jsonb")),
+    Column("needs_approval", Boolean, nullable=False, server_default=false()),
+    Column("approval", Text),
+    Column("child_namespace", Text),
+    Column("child_name", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("approval IN ('approved', 'rejected')", name="task_child_request_approval_check"),
+    Index("task_child_request_parent_task_id_idx", "parent_task_id"),
 )

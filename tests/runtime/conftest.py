@@ -1,10 +1,11 @@
-"""Fixtures of the runtime tests: a throwaway Postgres server and fresh databases on it.
+"""Fixtures of the runtime tests: a throwaway Postgres server, fresh databases, and an SMTP server.
 
 The server is Debian's Postgres, started once per session in a temporary directory on a free port
 of 127.0.0.1. Postgres refuses to run as root, so as root the fixture runs it as the ``postgres``
 system user. Set ``KUBE_ETL_TEST_POSTGRES_URL`` to an admin URL to use an existing server instead.
 To move to the project's shared fixtures, replace ``postgres_url`` with one that returns their
-admin URL. The other database fixtures only need that one.
+admin URL. The other database fixtures only need that one. The SMTP server is aiosmtpd, also on a
+free port of 127.0.0.1, and keeps the mails it accepts for the test to read.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -246,3 +252,98 @@ def start_etl_runtime() -> Iterator[StartEtlRuntime]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One mail that the test SMTP server accepted."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    message: Message
+
+
+class RecordingHandler:
+    """aiosmtpd handler that keeps every accepted mail; with ``reject_recipients`` it rejects them all."""
+
+    def __init__(self, reject_recipients: bool = False) -> None:
+        self.reject_recipients = reject_recipients
+        self.received: list[ReceivedMail] = []
+        self.logins: list[tuple[str, str]] = []
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.reject_recipients:
+            return "550 5.7.1 relaying denied"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+        self.received.append(
+            ReceivedMail(
+                sender=str(envelope.mail_from),
+                recipients=tuple(envelope.rcpt_tos),
+                message=message_from_bytes(content),
+            )
+        )
+        return "250 Message accepted"
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+
+    @property
+    def received(self) -> list[ReceivedMail]:
+        return self.handler.received
+
+    def config_text(self, **options: str) -> str:
+        """Return an ``[smtp]`` config section that points at this server, with extra options."""
+        lines = ["[smtp]", f"host = {self.host}", f"port = {self.port}"]
+        lines += [f"{name} = {value}" for name, value in options.items()]
+        return "\n".join(lines) + "\n"
+
+
+StartSmtpServer = Callable[..., SmtpServer]
+
+
+@pytest.fixture
+def start_smtp_server() -> Iterator[StartSmtpServer]:
+    """Return a function that starts an aiosmtpd server on a free port of 127.0.0.1.
+
+    ``reject_recipients=True`` makes it reply 550 to every RCPT. ``users`` maps user names to
+    passwords that AUTH accepts (without TLS, which only a loopback test may allow).
+    """
+    controllers: list[Controller] = []
+
+    def start(*, reject_recipients: bool = False, users: dict[str, str] | None = None) -> SmtpServer:
+        handler = RecordingHandler(reject_recipients)
+        options: dict[str, object] = {}
+        if users is not None:
+
+            def authenticate(
+                server: object, session: object, envelope: object, mechanism: str, auth_data: object
+            ) -> AuthResult:
+                login = getattr(auth_data, "login", b"").decode()
+                password = getattr(auth_data, "password", b"").decode()
+                handler.logins.append((login, password))
+                return AuthResult(success=users.get(login) == password)
+
+            options = {"authenticator": authenticate, "auth_require_tls": False}
+        controller = Controller(handler, hostname="127.0.0.1", port=free_local_port(), **options)
+        controller.start()
+        controllers.append(controller)
+        return SmtpServer("127.0.0.1", controller.port, handler)
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(start_smtp_server: StartSmtpServer) -> SmtpServer:
+    return start_smtp_server()

@@ -255,6 +255,26 @@ def test_unknown_class_exits_2(run_local: Any, task_database: TaskDatabase) -> N
     assert task_database.runs_for("local", "nope") == []
 
 
+def test_local_run_resolves_partial_name(
+    run_etl_runtime: RunEtlRuntime, task_database: TaskDatabase, taskdb_url: str, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "config.ini"
+    config_file.write_text("[kube_etl]\nbase_modules = runtime_sample_jobs\n")
+
+    result = run_etl_runtime(
+        [
+            *("run", "--local", "EchoParameters*", "--param", "limit=5"),
+            *("--database-url", taskdb_url, "--config", str(config_file)),
+        ]
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "task name 'EchoParameters*' resolved to runtime_sample_jobs.EchoParametersJob" in result.stdout
+    run = only_local_run(task_database, "echo-parameters-job")
+    assert run.task_class == "runtime_sample_jobs.EchoParametersJob"
+    assert task_database.load_parameters(run.id) == {"limit": 5}
+
+
 def test_local_needs_database_url(run_etl_runtime: RunEtlRuntime) -> None:
     result = run_etl_runtime(["run", "--local", "warehouse.jobs.failing.FailingJob"])
 
@@ -321,6 +341,37 @@ def test_pod_run_unknown_class_records_error(
     assert result.returncode == 2
     error = task_database.get_run(task_id).error
     assert error == "task class 'warehouse.jobs.Nope' not found: module 'warehouse.jobs' has no class 'Nope'"
+
+
+def test_pod_run_resolves_partial_name(
+    run_etl_runtime: RunEtlRuntime, task_database: TaskDatabase, taskdb_url: str, config_file: Path
+) -> None:
+    task_id = create_operator_run(task_database, "EchoParametersJob", {"limit": 5})
+    environment = pod_environment(task_id, taskdb_url, "EchoParametersJob", config_file)
+    environment["KUBE_ETL_BASE_MODULES"] = "runtime_sample_jobs, warehouse.jobs"
+
+    result = run_etl_runtime(["run"], env=environment)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert task_database.read_statistics(task_id)["task.parameter_types.limit"] == "int"
+
+
+def test_pod_run_ambiguous_name_records_candidates(
+    run_etl_runtime: RunEtlRuntime, task_database: TaskDatabase, taskdb_url: str, config_file: Path
+) -> None:
+    task_id = create_operator_run(task_database, "Extract*", {})
+    environment = pod_environment(task_id, taskdb_url, "Extract*", config_file)
+    environment["KUBE_ETL_BASE_MODULES"] = "warehouse.jobs"
+
+    result = run_etl_runtime(["run"], env=environment)
+
+    assert result.returncode == 2
+    error = task_database.get_run(task_id).error
+    assert error is not None
+    assert "task name 'Extract*' is ambiguous" in error
+    assert (
+        "warehouse.jobs.extract_stocks.ExtractStocks, warehouse.jobs.extract_weather.ExtractWeather" in error
+    )
 
 
 def test_pod_run_constructor_error_exits_1(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
 import logging
 import signal
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from etl_runtime import Dependency, ETLTask, Statistics, TaskStatus
 
@@ -201,3 +204,45 @@ def test_dependency_needs_exactly_one_target() -> None:
     with pytest.raises(ValueError, match="exactly one of name and task"):
         Dependency(name="a", task="b")
     assert Dependency(name="a").as_manifest() == {"name": "a"}
+
+
+class FollowingJob(RecordingJob):
+    def start_following_tasks(self) -> None:
+        self.step("start_following_tasks")
+
+
+def test_following_tasks_start_after_success() -> None:
+    job = FollowingJob()
+
+    assert job.run() is True
+    assert job.calls == ["init", "load", "finish", "start_following_tasks"]
+
+
+def test_following_tasks_skipped_after_failure() -> None:
+    job = FollowingJob(fail_in="finish")
+
+    assert job.run() is False
+    assert job.calls == ["init", "load", "finish"]
+
+
+def test_failing_following_tasks_fail_run() -> None:
+    job = FollowingJob(fail_in="start_following_tasks")
+
+    assert job.run(no_mail=True) is False
+    assert job.status is TaskStatus.FAILED
+    assert job.error is not None
+    assert "start_following_tasks failed on purpose" in job.error
+
+
+def test_close_disposes_opened_engines(tmp_path: Path) -> None:
+    config = configparser.ConfigParser()
+    config.read_string(f"[scratch]\nurl = sqlite:///{tmp_path / 'scratch.db'}\n")
+
+    with RecordingJob(config=config) as job:
+        database = job.get_database("scratch")
+        with database.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert database.engine.pool.checkedin() == 1
+
+    assert database.engine.pool.checkedin() == 0
+    assert isinstance(job, RecordingJob)

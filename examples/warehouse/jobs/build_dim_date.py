@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select, union_all
 
-from etl_runtime import ETLTask
+from etl_runtime import Dependency, ETLTask
 from warehouse.loading import TableWriter, positive_int
 from warehouse.schema import date_key_of, ensure_tables, warehouse_tables
 
@@ -51,11 +51,9 @@ def optional_date(value: Any, name: str) -> date | None:
 class BuildDimDate(ETLTask):
     DISPLAY_NAME = "Build the date dimension"
 
-    def depends_on(self) -> list[str]:
-        return [
-            "warehouse.jobs.extract_weather.ExtractWeather",
-            "warehouse.jobs.extract_stocks.ExtractStocks",
-        ]
+    def depends_on(self) -> list[Dependency]:
+        # The range covers both sources, so both extracts must have succeeded.
+        return [Dependency.on_name("extract-weather"), Dependency.on_name("extract-stocks")]
 
     def init(self) -> None:
         self.start_override = optional_date(self.get_parameter("start_date", None), "start_date")

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from etl_runtime import ETLTask
+from etl_runtime import Dependency, ETLTask
 from warehouse.jobs._facts import keyed_rows, known_date_keys
 from warehouse.loading import TableWriter, positive_int
 from warehouse.schema import ensure_tables, warehouse_tables
@@ -30,11 +30,12 @@ def weather_fact(row: dict[str, Any], date_key: int) -> dict[str, Any]:
 class LoadFactWeather(ETLTask):
     DISPLAY_NAME = "Load weather facts"
 
-    def depends_on(self) -> list[str]:
-        return ["warehouse.jobs.extract_weather.ExtractWeather", "warehouse.jobs.build_dim_date.BuildDimDate"]
+    def depends_on(self) -> list[Dependency]:
+        return [Dependency.on_name("build-dim-date")]
 
     def mutually_exclusive_execution(self) -> list[str]:
-        return ["warehouse.jobs.build_dim_date.*"]
+        # Both fact loads take the "warehouse" lock, so they never write the warehouse at the same time.
+        return ["warehouse"]
 
     def init(self) -> None:
         self.full_reload = bool(self.get_parameter("full_reload", False))

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from sqlalchemy import Integer, case, cast, func, insert, select
 
-from etl_runtime import ETLTask
+from etl_runtime import Dependency, ETLTask
 from warehouse.schema import ensure_tables, warehouse_tables
 
 
 class SummarizeWarehouse(ETLTask):
     DISPLAY_NAME = "Summarize the warehouse"
 
-    def depends_on(self) -> list[str]:
-        return [
-            "warehouse.jobs.load_fact_weather.LoadFactWeather",
-            "warehouse.jobs.load_fact_stocks.LoadFactStocks",
-        ]
+    def depends_on(self) -> list[Dependency]:
+        return [Dependency.on_name("load-fact-weather"), Dependency.on_name("load-fact-stocks")]
 
     def init(self) -> None:
         self.database = self.get_database("warehouse")

@@ -1,0 +1,1 @@
+"""A base module with one module that cannot be imported, for the partial-name error tests."""

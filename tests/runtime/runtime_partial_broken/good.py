@@ -1,0 +1,6 @@
+from etl_runtime import ETLTask
+
+
+class GoodJob(ETLTask):
+    def load(self) -> None:
+        pass
