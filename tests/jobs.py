@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from etl_runtime import ETLTask
+from etl_runtime import ChildTask, ETLTask
 
 
 class Sleep(ETLTask):
@@ -40,3 +40,50 @@ class FailUntilAttempt(ETLTask):
         succeed_on = int(self.get_parameter("succeed_on", 3))
         if attempt < succeed_on:
             raise RuntimeError(f"attempt {attempt} fails on purpose; attempt {succeed_on} succeeds")
+
+
+class ParentOfThree(ETLTask):
+    """Start three Sleep children, wait for them, and count the status changes it was told about."""
+
+    def init(self) -> None:
+        self.updates: list[tuple[str, str]] = []
+
+    def load(self) -> None:
+        for index in range(3):
+            self.add_child_task_to_scheduler("tests.jobs.Sleep", {"seconds": 0.2}, f"child {index}")
+        self.process_messages(block=True, timeout=120)
+        succeeded = [child for child in self.children if child.status == "Succeeded"]
+        self.statistics.set("children_succeeded", len(succeeded))
+        self.statistics.set("child_updates", len(self.updates))
+
+    def process_child_status_update(self, child: ChildTask, status: str) -> None:
+        self.updates.append((child.name or str(child.request_id), status))
+
+
+class ParentThatLeaves(ETLTask):
+    """Request the children named in the `children` parameter (task classes) and end without waiting."""
+
+    def load(self) -> None:
+        for task_class in self.get_parameter("children"):
+            self.add_child_task_to_scheduler(task_class, {"seconds": 1.0})
+
+
+class ApprovingParent(ETLTask):
+    """Request two children that need approval; approve the one displayed "approve me", reject the other."""
+
+    def needs_to_ok_child_runs(self) -> bool:
+        return True
+
+    def load(self) -> None:
+        self.add_child_task_to_scheduler("tests.jobs.Sleep", {"seconds": 0.1}, "approve me")
+        self.add_child_task_to_scheduler("tests.jobs.Sleep", {"seconds": 0.1}, "reject me")
+        # Decide only once both children wait, so the test sees them in AwaitingApproval.
+        deadline = time.monotonic() + 60
+        while any(child.task_id is None or child.status != "AwaitingApproval" for child in self.children):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"children did not reach AwaitingApproval: {self.children}")
+            time.sleep(0.1)
+        self.process_messages(block=True, timeout=120)
+
+    def process_child_run_requested(self, child: ChildTask) -> bool:
+        return child.display_name == "approve me"

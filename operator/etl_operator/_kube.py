@@ -103,6 +103,17 @@ class KubeClient:
         )
         return result
 
+    async def create_task(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            self._custom.create_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            manifest["metadata"]["namespace"],
+            PLURAL,
+            manifest,
+        )
+        return result
+
     async def delete_task(self, namespace: str, name: str) -> None:
         await self._call(
             self._custom.delete_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name

@@ -64,6 +64,10 @@ def build_pod(
             },
         },
     ]
+    if view.spec.no_mail or not view.spec.notify_email:
+        env.append({"name": "KUBE_ETL_NO_MAIL", "value": "1"})
+    else:
+        env.append({"name": "KUBE_ETL_NOTIFY_EMAIL", "value": ",".join(view.spec.notify_email)})
     if parent_task_id is not None:
         env.append({"name": "KUBE_ETL_PARENT_TASK_ID", "value": str(parent_task_id)})
     if root_task_id is not None:

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from etl_runtime.taskdb import TaskDatabase, TaskDatabaseError
+from etl_runtime.taskdb import APPROVED, REJECTED, ChildRequestNotFoundError, TaskDatabase, TaskDatabaseError
 
+from ._children import ANNOTATION_CHILD_REQUEST
 from ._kube import ApiError, Conflict, KubeClient, NotFound
 from ._pods import LABEL_TASK, build_pod, pod_name
 from ._rules import AdmissionResult, admit, claims_of, evaluate_dependencies, find_cycle
@@ -38,7 +39,15 @@ from ._status import (
     utc_now,
 )
 from ._store import Change, Key, TaskStore
-from .phases import ACTIVE_PHASES, QUEUED_PHASES, ConditionType, Phase, Reason, is_terminal
+from .phases import (
+    ACTIVE_PHASES,
+    QUEUED_PHASES,
+    UNSUCCESSFUL_PHASES,
+    ConditionType,
+    Phase,
+    Reason,
+    is_terminal,
+)
 
 logger = logging.getLogger("etl_operator")
 
@@ -93,6 +102,8 @@ class Reconciler:
         # Tasks whose Blocked status the safety pass may refresh.
         self._refresh: set[Key] = set()
         self._namespace_limits: dict[str, int] = {}
+        # Children whose parent approved their run; the approval never changes once given.
+        self._approved: set[Key] = set()
 
     # Feeding the reconciler
 
@@ -268,6 +279,8 @@ class Reconciler:
         if change.phase_changed:
             for key in self._store.dependents_of(view):
                 self.enqueue(key)
+            if view.spec.parent:
+                self.enqueue((view.namespace, view.spec.parent))
         if change.released_claims:
             self._admission_pass()
 
@@ -370,10 +383,20 @@ class Reconciler:
             await self._retry_when_due(view)
         elif view.phase in ACTIVE_PHASES:
             await self._follow_pod(view)
+        elif view.phase == Phase.WAITING_FOR_CHILDREN:
+            await self._finish_after_children(view)
 
     # Queued tasks: dependencies, then claims
 
     async def _schedule(self, view: TaskView) -> None:
+        # A child whose parent approves child runs waits for that decision before anything else.
+        if (
+            view.spec.requires_approval
+            and view.key not in self._approved
+            and not await self._approval_given(view)
+        ):
+            return
+
         # A dependency cycle can never resolve, so every task on it fails with the cycle in its message.
         cycle = find_cycle(view, self._store.lookup)
         if cycle is not None:
@@ -419,7 +442,52 @@ class Reconciler:
         else:
             await self._set_blocked(view)
 
-    async def _ensure_run(self, view: TaskView, attempt: int) -> int:
+    async def _approval_given(self, view: TaskView) -> bool:
+        """Return True once the parent approved the run; otherwise park the task or end it Cancelled."""
+        body = self._store.body(view.key) or {}
+        raw_id = ((body.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_CHILD_REQUEST)
+        approval: str | None = None
+        if raw_id is not None and raw_id.isdigit():
+            try:
+                request = await self._in_database(self._database.get_child_request, int(raw_id))
+                approval = request.approval
+            except ChildRequestNotFoundError:
+                approval = None
+        if approval == APPROVED:
+            self._approved.add(view.key)
+            return True
+        if approval == REJECTED:
+            await self._finish(
+                view,
+                Phase.CANCELLED,
+                Reason.REJECTED,
+                "the parent rejected this child run",
+                condition=Condition(ConditionType.APPROVED, False, Reason.REJECTED),
+            )
+            return False
+        if view.phase == Phase.AWAITING_APPROVAL and view.task_id is not None:
+            return False
+        task_id = await self._ensure_run(view, max(view.attempt, 1))
+        message = (
+            f"waiting for parent {view.spec.parent} to approve the run"
+            if raw_id is not None
+            else f"spec.requiresApproval is true but annotation {ANNOTATION_CHILD_REQUEST} names no request; "
+            "only children that a parent task requested can be approved"
+        )
+        await self._transition(
+            view,
+            Transition(
+                phase=Phase.AWAITING_APPROVAL,
+                message=message,
+                reason=Reason.APPROVAL_PENDING,
+                conditions=(Condition(ConditionType.APPROVED, False, Reason.APPROVAL_PENDING, message),),
+                fields={"taskId": task_id, "attempt": max(view.attempt, 1)},
+            ),
+            task_id=task_id,
+        )
+        return False
+
+    async def _ensure_run(self, view: TaskView, attempt: int, *, status: str = Phase.PENDING) -> int:
         """Create (or find) the task database row of an attempt and return its id."""
         if view.task_id is not None and view.attempt == attempt:
             return view.task_id
@@ -436,6 +504,7 @@ class Reconciler:
             pod_name=pod_name(view.name, attempt),
             parent_task_id=parent_id,
             root_task_id=root_id,
+            status=status,
         )
 
     def _lineage(self, view: TaskView) -> tuple[int | None, int | None]:
@@ -663,6 +732,31 @@ class Reconciler:
     async def _succeeded(self, view: TaskView) -> None:
         assert view.task_id is not None
         statistics = await self._in_database(self._database.read_statistics, view.task_id)
+        waiting_for = await self._unfinished_children(view)
+        if waiting_for:
+            message = f"pod {view.pod_name} succeeded; waiting for children: {', '.join(waiting_for)}"
+            await self._transition(
+                view,
+                Transition(
+                    phase=Phase.WAITING_FOR_CHILDREN,
+                    message=message,
+                    reason=Reason.CHILDREN_RUNNING,
+                    fields={"claims": [], "exitCode": 0, "statistics": statistics_summary(statistics)},
+                ),
+                task_id=view.task_id,
+            )
+            return
+        failed = self._failed_children(view)
+        if failed:
+            await self._finish(
+                view,
+                Phase.FAILED,
+                Reason.CHILD_FAILED,
+                f"children did not succeed: {', '.join(failed)}",
+                exit_code=0,
+                extra={"statistics": statistics_summary(statistics)},
+            )
+            return
         await self._finish(
             view,
             Phase.SUCCEEDED,
@@ -671,6 +765,36 @@ class Reconciler:
             exit_code=0,
             extra={"statistics": statistics_summary(statistics)},
         )
+
+    async def _unfinished_children(self, view: TaskView) -> list[str]:
+        """Names of the task's children that are not finished, and of requests not yet created."""
+        assert view.task_id is not None
+        names = sorted(child.name for child in self._store.children_of(view) if not is_terminal(child.phase))
+        requests = await self._in_database(self._database.child_requests, view.task_id, only_unassigned=True)
+        names.extend(f"request {request.id} ({request.task_class})" for request in requests)
+        return names
+
+    def _failed_children(self, view: TaskView) -> list[str]:
+        return sorted(
+            child.name
+            for child in self._store.children_of(view)
+            if child.phase in UNSUCCESSFUL_PHASES and child.phase != Phase.CANCELLED
+        )
+
+    async def _finish_after_children(self, view: TaskView) -> None:
+        """A parent whose pod succeeded ends with the worst outcome of its children once they finish."""
+        assert view.task_id is not None
+        if await self._unfinished_children(view):
+            return
+        failed = self._failed_children(view)
+        if failed:
+            await self._finish(
+                view, Phase.FAILED, Reason.CHILD_FAILED, f"children did not succeed: {', '.join(failed)}"
+            )
+        else:
+            await self._finish(
+                view, Phase.SUCCEEDED, Reason.POD_SUCCEEDED, "the task and its children succeeded"
+            )
 
     async def _attempt_failed(
         self, view: TaskView, *, exit_code: int | None, reason: Reason, detail: str
@@ -689,6 +813,9 @@ class Reconciler:
                 f"attempt {view.attempt} of {retries.limit + 1} failed{code}; "
                 f"retrying in {retries.backoff_seconds} s: {cause}"
             )
+            # The next attempt's row comes first, so that a parent watching this child through the
+            # database never sees its newest attempt finished while a retry is pending.
+            await self._ensure_run(view, view.attempt + 1, status=Phase.RETRYING)
             await self._in_database(
                 self._database.record_status, view.task_id, Phase.FAILED, message=message, exit_code=exit_code
             )

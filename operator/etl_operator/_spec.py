@@ -58,6 +58,9 @@ class TaskSpec:
     cancel: bool = False
     pod_template: Mapping[str, Any] = field(default_factory=dict)
     ttl_seconds_after_finished: int | None = None
+    requires_approval: bool = False
+    notify_email: tuple[str, ...] = ()
+    no_mail: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ def parse_spec(spec: Mapping[str, Any]) -> TaskSpec:
         cancel=bool(spec.get("cancel", False)),
         pod_template=dict(spec.get("podTemplate") or {}),
         ttl_seconds_after_finished=spec.get("ttlSecondsAfterFinished"),
+        requires_approval=bool(spec.get("requiresApproval", False)),
+        notify_email=tuple((spec.get("notify") or {}).get("email") or ()),
+        no_mail=bool((spec.get("notify") or {}).get("noMail", False)),
     )
 
 

@@ -65,6 +65,10 @@ class TaskStore:
         # namespace -> tasks that are not in a terminal phase.
         self._unfinished: dict[str, set[Key]] = defaultdict(set)
         self._active: set[Key] = set()
+        # task database id of the current attempt -> task, to find the parent of a child request.
+        self._by_task_id: dict[int, Key] = {}
+        # (namespace, parent name) -> tasks whose spec.parent names it.
+        self._children: dict[Key, set[Key]] = defaultdict(set)
 
     # Tasks
 
@@ -125,6 +129,14 @@ class TaskStore:
     def active(self) -> list[TaskView]:
         return [self._views[key] for key in self._active if key in self._views]
 
+    def key_of_task_id(self, task_id: int) -> Key | None:
+        return self._by_task_id.get(task_id)
+
+    def children_of(self, view: TaskView) -> list[TaskView]:
+        return [
+            child for key in self._children.get(view.key, ()) if (child := self._views.get(key)) is not None
+        ]
+
     def dependents_of(self, view: TaskView) -> set[Key]:
         """Tasks whose dependencies may change when `view` changes phase."""
         found = set(self._dependents.get(view.key, ()))
@@ -142,6 +154,10 @@ class TaskStore:
             self._unfinished[view.namespace].add(view.key)
         if view.phase in ACTIVE_PHASES:
             self._active.add(view.key)
+        if view.task_id is not None:
+            self._by_task_id[view.task_id] = view.key
+        if view.spec.parent:
+            self._children[(view.namespace, view.spec.parent)].add(view.key)
 
     def _unindex(self, key: Key, view: TaskView | None) -> None:
         self._active.discard(key)
@@ -150,6 +166,14 @@ class TaskStore:
         self._pattern_dependents.get(namespace, set()).discard(key)
         if view is None:
             return
+        if view.task_id is not None and self._by_task_id.get(view.task_id) == key:
+            del self._by_task_id[view.task_id]
+        if view.spec.parent:
+            siblings = self._children.get((namespace, view.spec.parent))
+            if siblings is not None:
+                siblings.discard(key)
+                if not siblings:
+                    del self._children[(namespace, view.spec.parent)]
         for dependency in view.spec.depends_on:
             if dependency.name is not None:
                 dependents = self._dependents.get((namespace, dependency.name))

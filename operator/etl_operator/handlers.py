@@ -15,6 +15,7 @@ import kopf
 
 from etl_runtime.taskdb import TaskDatabase
 
+from ._children import ChildRequestListener
 from ._kube import KubeClient, load_client_config
 from ._pods import LABEL_MANAGED_BY
 from ._reconciler import Reconciler
@@ -40,7 +41,8 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     await asyncio.to_thread(database.upgrade)
 
     kube = KubeClient(load_client_config(), threads=operator_settings.workers)
-    reconciler = Reconciler(operator_settings, TaskStore(), kube, database)
+    store = TaskStore()
+    reconciler = Reconciler(operator_settings, store, kube, database)
 
     # Claims held by Starting and Running tasks must be known before anything is admitted, so the
     # operator lists every task and pod once, before the watches deliver their first events.
@@ -48,6 +50,8 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     tasks = await kube.list_tasks()
     reconciler.prime(tasks, pods)
     reconciler.start()
+    listener = ChildRequestListener(operator_settings.database_url, database, kube, store, reconciler.enqueue)
+    memo["child_listener"] = asyncio.create_task(listener.run(), name="child-request-listener")
     memo["reconciler"] = reconciler
     memo["kube"] = kube
     memo["database"] = database
@@ -57,6 +61,10 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
 @kopf.on.cleanup()
 async def stop_operator(memo: kopf.Memo, **_: Any) -> None:
     # Shutdown never deletes pods: a restarted operator adopts them by name.
+    listener: asyncio.Task[None] | None = memo.get("child_listener")
+    if listener is not None:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.stop()

@@ -39,8 +39,8 @@ class Phase(StrEnum):
 TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.UPSTREAM_FAILED, Phase.CANCELLED})
 # Phases in which a task holds its mutual-exclusion claims and counts against the concurrency limit.
 ACTIVE_PHASES = frozenset({Phase.STARTING, Phase.RUNNING})
-# Phases in which a task still waits for admission.
-QUEUED_PHASES = frozenset({Phase.PENDING, Phase.WAITING, Phase.BLOCKED})
+# Phases in which a task still waits for approval, its dependencies or its claims.
+QUEUED_PHASES = frozenset({Phase.PENDING, Phase.AWAITING_APPROVAL, Phase.WAITING, Phase.BLOCKED})
 # A dependency in one of these phases makes its dependents UpstreamFailed.
 UNSUCCESSFUL_PHASES = frozenset({Phase.FAILED, Phase.UPSTREAM_FAILED, Phase.CANCELLED})
 
@@ -58,6 +58,7 @@ class ConditionType(StrEnum):
     POD_READY = "PodReady"
     COMPLETE = "Complete"
     TASK_DATABASE_READY = "TaskDatabaseReady"
+    APPROVED = "Approved"
 
 
 class Reason(StrEnum):
@@ -80,5 +81,10 @@ class Reason(StrEnum):
     RETRY_SCHEDULED = "RetryScheduled"
     CANCELLED = "Cancelled"
     INVALID_SPEC = "InvalidSpec"
+    APPROVAL_PENDING = "ApprovalPending"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    CHILDREN_RUNNING = "ChildrenRunning"
+    CHILD_FAILED = "ChildFailed"
     DATABASE_UNAVAILABLE = "DatabaseUnavailable"
     DATABASE_AVAILABLE = "DatabaseAvailable"
