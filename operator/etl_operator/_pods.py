@@ -109,9 +109,22 @@ def build_pod(
         spec["serviceAccountName"] = service_account
     if view.spec.active_deadline_seconds:
         spec["activeDeadlineSeconds"] = view.spec.active_deadline_seconds
-    for field in ("nodeSelector", "tolerations"):
-        if template.get(field):
-            spec[field] = template[field]
+    if template.get("nodeSelector"):
+        spec["nodeSelector"] = template["nodeSelector"]
+    # Evict the pod from a node that stops reporting sooner than the cluster default of 300 s, so a
+    # lost node fails the attempt in bounded time.
+    spec["tolerations"] = [
+        *(template.get("tolerations") or []),
+        *(
+            {
+                "key": f"node.kubernetes.io/{condition}",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": settings.node_lost_seconds,
+            }
+            for condition in ("not-ready", "unreachable")
+        ),
+    ]
 
     return {
         "apiVersion": "v1",

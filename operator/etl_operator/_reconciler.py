@@ -53,6 +53,8 @@ logger = logging.getLogger("etl_operator")
 
 T = TypeVar("T")
 
+# Seconds past a pod's deletion grace period before its attempt counts as lost.
+POD_DELETION_MARGIN_SECONDS = 15
 NAMESPACE_LIMIT_ANNOTATION = f"{API_GROUP}/max-concurrent-tasks"
 # Seconds before a reconcile that failed on the API or the database runs again, doubling up to the max.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -102,6 +104,8 @@ class Reconciler:
         # Tasks whose Blocked status the safety pass may refresh.
         self._refresh: set[Key] = set()
         self._namespace_limits: dict[str, int] = {}
+        # Node name -> when its Ready condition stopped being True, for nodes that are not Ready.
+        self._nodes_down_since: dict[str, datetime] = {}
         # Children whose parent approved their run; the approval never changes once given.
         self._approved: set[Key] = set()
 
@@ -162,6 +166,37 @@ class Reconciler:
                 self._namespace_limits.pop(name, None)
         if self._namespace_limits.get(name) != previous:
             self._admission_pass()
+
+    def node_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Track which nodes are not Ready, and wake the running tasks whose pods are on them."""
+        name = (body.get("metadata") or {}).get("name", "")
+        ready = next(
+            (
+                item
+                for item in (body.get("status") or {}).get("conditions") or ()
+                if item.get("type") == "Ready"
+            ),
+            None,
+        )
+        was_down = name in self._nodes_down_since
+        if event_type == "DELETED" or ready is None or ready.get("status") != "True":
+            if not was_down:
+                since = (ready or {}).get("lastTransitionTime")
+                self._nodes_down_since[name] = (
+                    datetime.fromisoformat(since.replace("Z", "+00:00")) if since else self._clock()
+                )
+                logger.warning(
+                    "node %s is not Ready; its job pods count as lost after %d s",
+                    name,
+                    self._settings.node_lost_seconds,
+                )
+        else:
+            self._nodes_down_since.pop(name, None)
+        if was_down != (name in self._nodes_down_since):
+            for view in self._store.active():
+                pod = self._store.pod(view.namespace, view.pod_name or "")
+                if pod is not None and (pod.get("spec") or {}).get("nodeName") == name:
+                    self.enqueue(view.key)
 
     def enqueue(self, key: Key) -> None:
         if key in self._busy:
@@ -703,6 +738,14 @@ class Reconciler:
 
         pod_status = pod.get("status") or {}
         pod_phase = pod_status.get("phase")
+        pod_metadata = pod.get("metadata") or {}
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if node_name in self._nodes_down_since and pod_phase not in ("Succeeded", "Failed"):
+            await self._fail_when_node_stays_down(view, str(node_name))
+            return
+        if pod_metadata.get("deletionTimestamp") and pod_phase not in ("Succeeded", "Failed"):
+            await self._fail_when_deletion_stalls(view, pod_metadata)
+            return
         if pod_phase == "Running" and view.phase == Phase.STARTING:
             await self._set_running(view)
         elif pod_phase == "Succeeded":
@@ -715,6 +758,52 @@ class Reconciler:
                 else Reason.POD_FAILED
             )
             await self._attempt_failed(view, exit_code=exit_code, reason=reason, detail=detail)
+
+    async def _fail_when_node_stays_down(self, view: TaskView, node_name: str) -> None:
+        """Fail the attempt whose pod runs on a node that has not been Ready for node_lost_seconds.
+
+        Caveat: Kubernetes stops evicting pods when every node of a zone is down (a single-node
+        cluster, for one), so the operator does not wait for an eviction that may never come.
+        """
+        down_since = self._nodes_down_since[node_name]
+        give_up_at = down_since + timedelta(seconds=self._settings.node_lost_seconds)
+        remaining = (give_up_at - self._clock()).total_seconds()
+        if remaining > 0:
+            self._call_later(view.key, remaining)
+            return
+        await self._attempt_failed(
+            view,
+            exit_code=None,
+            reason=Reason.POD_LOST,
+            detail=(
+                f"node {node_name} of pod {view.pod_name} has not been Ready for "
+                f"{self._settings.node_lost_seconds} s; the node may be lost"
+            ),
+        )
+
+    async def _fail_when_deletion_stalls(self, view: TaskView, pod_metadata: Mapping[str, Any]) -> None:
+        """Fail the attempt of a pod that is being deleted but whose node never confirms it stopped.
+
+        A pod evicted from a lost node keeps its deletionTimestamp forever, because only the node's
+        kubelet would remove it. Once the grace period and a margin have passed, the attempt counts
+        as lost.
+        """
+        deleted_at = datetime.fromisoformat(str(pod_metadata["deletionTimestamp"]).replace("Z", "+00:00"))
+        grace = int(pod_metadata.get("deletionGracePeriodSeconds") or 0)
+        give_up_at = deleted_at + timedelta(seconds=grace + POD_DELETION_MARGIN_SECONDS)
+        remaining = (give_up_at - self._clock()).total_seconds()
+        if remaining > 0:
+            self._call_later(view.key, remaining)
+            return
+        await self._attempt_failed(
+            view,
+            exit_code=None,
+            reason=Reason.POD_LOST,
+            detail=(
+                f"pod {pod_metadata.get('name')} was deleted but did not stop within {grace} s; "
+                "its node may be lost"
+            ),
+        )
 
     async def _set_running(self, view: TaskView) -> None:
         assert view.task_id is not None

@@ -28,6 +28,9 @@ class OperatorSettings:
     # Service account for job pods when spec.podTemplate sets none; empty means the namespace default.
     pod_service_account: str = ""
     termination_grace_seconds: int = 30
+    # Seconds a job pod stays on a node that stopped reporting before Kubernetes evicts it; the attempt
+    # then fails (or retries) once the eviction's grace period has passed.
+    node_lost_seconds: int = 60
     # Most tasks Starting or Running at once in a namespace; 0 means no limit. A namespace annotation
     # etl.kube-etl.io/max-concurrent-tasks overrides it.
     max_concurrent_tasks: int = 0
@@ -54,6 +57,7 @@ class OperatorSettings:
             image_pull_policy=env.get("KUBE_ETL_IMAGE_PULL_POLICY", defaults.image_pull_policy),
             pod_service_account=env.get("KUBE_ETL_POD_SERVICE_ACCOUNT", defaults.pod_service_account),
             termination_grace_seconds=_int(env, "KUBE_ETL_TERMINATION_GRACE_SECONDS", 30, minimum=0),
+            node_lost_seconds=_int(env, "KUBE_ETL_NODE_LOST_SECONDS", 60, minimum=0),
             max_concurrent_tasks=_int(env, "KUBE_ETL_MAX_CONCURRENT_TASKS", 0, minimum=0),
             safety_interval_seconds=float(_int(env, "KUBE_ETL_SAFETY_INTERVAL_SECONDS", 60, minimum=1)),
             workers=_int(env, "KUBE_ETL_WORKERS", 16, minimum=1),

@@ -87,6 +87,11 @@ async def on_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].pod_event(event.get("type"), event["object"])
 
 
+@kopf.on.event("", "v1", "nodes")
+async def on_node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].node_event(event.get("type"), event["object"])
+
+
 @kopf.on.event("", "v1", "namespaces")
 async def on_namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].namespace_event(event.get("type"), event["object"])
