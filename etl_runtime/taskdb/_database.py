@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -296,6 +297,34 @@ class TaskDatabase:
         with self._engine.connect() as connection:
             self._require_run(connection, task_id)
             return [StatusChange(**row._asdict()) for row in connection.execute(query)]
+
+    def purge_runs(self, finished_before: datetime) -> int:
+        """Delete the runs of every task tree whose runs all finished before `finished_before`.
+
+        A tree is a root run with every run whose root_task_id points at it. A tree with one
+        unfinished run, or one that finished later, is kept whole, so no kept run loses its parent
+        or root. Parameters, statistics, status history and child requests go with their runs
+        (ON DELETE CASCADE). Returns the number of runs deleted.
+        """
+        statement = text(
+            """
+            WITH tree AS (
+                SELECT coalesce(root_task_id, id) AS root,
+                       max(coalesce(finished_at, 'infinity'::timestamptz)) AS last_finished
+                FROM task_run
+                GROUP BY coalesce(root_task_id, id)
+            )
+            DELETE FROM task_run AS run
+            USING tree
+            WHERE coalesce(run.root_task_id, run.id) = tree.root AND tree.last_finished < :cutoff
+            """
+        )
+        with self._engine.begin() as connection:
+            result = connection.execute(statement, {"cutoff": finished_before})
+        deleted = int(result.rowcount or 0)
+        if deleted:
+            log.info("purged %d task runs that finished before %s", deleted, finished_before.isoformat())
+        return deleted
 
     def record_error(self, task_id: int, error: str) -> None:
         """Store the runtime's error text (a traceback summary) on the run row."""

@@ -53,6 +53,7 @@ logger = logging.getLogger("etl_operator")
 
 T = TypeVar("T")
 
+PURGE_INTERVAL_SECONDS = 3600
 # Seconds past a pod's deletion grace period before its attempt counts as lost.
 POD_DELETION_MARGIN_SECONDS = 15
 NAMESPACE_LIMIT_ANNOTATION = f"{API_GROUP}/max-concurrent-tasks"
@@ -211,6 +212,8 @@ class Reconciler:
         for index in range(self._settings.workers):
             self._workers.append(asyncio.create_task(self._work(), name=f"reconcile-worker-{index}"))
         self._workers.append(asyncio.create_task(self._safety_timer(), name="safety-timer"))
+        if self._settings.retention_days:
+            self._workers.append(asyncio.create_task(self._purge_history(), name="history-purge"))
 
     async def stop(self) -> None:
         for task in self._workers:
@@ -295,6 +298,20 @@ class Reconciler:
                 if view is not None and (view.phase is None or view.phase in QUEUED_PHASES):
                     self._refresh.add(key)
                     self.enqueue(key)
+
+    async def _purge_history(self) -> None:
+        """Delete task trees that finished more than retention_days ago, once an hour."""
+        while True:
+            cutoff = self._clock() - timedelta(days=self._settings.retention_days)
+            try:
+                await self._in_database(self._database.purge_runs, cutoff)
+            except (SQLAlchemyError, TaskDatabaseError) as error:
+                logger.warning(
+                    "purging task runs older than %d days failed; retrying in an hour: %s",
+                    self._settings.retention_days,
+                    error,
+                )
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
     async def _in_database(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

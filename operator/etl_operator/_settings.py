@@ -36,6 +36,8 @@ class OperatorSettings:
     max_concurrent_tasks: int = 0
     # Seconds between re-checks of waiting tasks, a safety net behind the watches.
     safety_interval_seconds: float = 60.0
+    # Days the task database keeps finished runs; 0 keeps them forever. Checked every hour.
+    retention_days: int = 0
     # Concurrent reconciles; each may wait on the API or the task database.
     workers: int = 16
 
@@ -61,6 +63,7 @@ class OperatorSettings:
             max_concurrent_tasks=_int(env, "KUBE_ETL_MAX_CONCURRENT_TASKS", 0, minimum=0),
             safety_interval_seconds=float(_int(env, "KUBE_ETL_SAFETY_INTERVAL_SECONDS", 60, minimum=1)),
             workers=_int(env, "KUBE_ETL_WORKERS", 16, minimum=1),
+            retention_days=_int(env, "KUBE_ETL_RETENTION_DAYS", 0, minimum=0),
         )
 
 

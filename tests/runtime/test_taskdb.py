@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -313,3 +314,47 @@ def test_plain_postgresql_url_uses_psycopg() -> None:
 
     assert database.engine.url.drivername == "postgresql+psycopg"
     assert "secret" not in repr(database)
+
+
+def test_purge_removes_old_trees_without_orphans(task_database: TaskDatabase) -> None:
+    def run(name: str, *, parent: int | None = None, root: int | None = None) -> int:
+        return task_database.create_run(
+            namespace="purge",
+            name=name,
+            uid=f"uid-{name}",
+            attempt=1,
+            task_class="jobs.Example",
+            display_name=None,
+            parameters={"p": 1},
+            parent_task_id=parent,
+            root_task_id=root,
+        )
+
+    old_root = run("old-root")
+    old_child = run("old-child", parent=old_root, root=old_root)
+    mixed_root = run("mixed-root")
+    mixed_child = run("mixed-child", parent=mixed_root, root=mixed_root)
+    unfinished = run("unfinished")
+    for task_id in (old_root, old_child, mixed_root):
+        task_database.write_statistics(task_id, {"task.rows_read": 1})
+        task_database.record_status(task_id, "Succeeded")
+    task_database.request_child(old_root, "jobs.Example")
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    time.sleep(1.1)
+    task_database.record_status(mixed_child, "Succeeded")
+
+    deleted = task_database.purge_runs(cutoff)
+
+    assert deleted == 2
+    for task_id in (old_root, old_child):
+        with pytest.raises(TaskNotFoundError):
+            task_database.get_run(task_id)
+    assert task_database.get_run(mixed_child).parent_task_id == mixed_root
+    assert task_database.get_run(unfinished).status == "Pending"
+    with task_database.engine.connect() as connection:
+        for table in ("task_parameter", "task_statistic", "task_status_history", "task_child_request"):
+            column = "parent_task_id" if table == "task_child_request" else "task_id"
+            orphans = connection.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {column} NOT IN (SELECT id FROM task_run)")
+            ).scalar_one()
+            assert orphans == 0, table
