@@ -7,8 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE_DIR ?= .state
 INSTALLED := $(VENV)/.installed
+# checkov (the chart and Dockerfile scanner) has many dependencies of its own, so it gets a virtualenv
+# apart from the project's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: all demo down test unit integration lint typecheck control-plane clean
+.PHONY: all demo down test unit integration lint typecheck control-plane checkov chart-crds e2e-kind clean
 
 all: test
 
@@ -19,8 +24,25 @@ $(INSTALLED): pyproject.toml hack/install-system-packages.sh
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+$(CHECKOV_INSTALLED):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
 control-plane:
 	hack/build-control-plane.sh >/dev/null
+
+checkov: $(CHECKOV_INSTALLED)
+
+# The chart installs the ETLTask CRD from its own crds/ folder; crds/ at the root is the one source.
+chart-crds:
+	cp crds/etltasks.etl.kube-etl.io.yaml charts/kube-etl/crds/
+
+# Needs Docker and kind: builds the images, installs the chart into a new kind cluster, runs the
+# integration suite against it and deletes the cluster.
+e2e-kind: $(INSTALLED) control-plane
+	hack/e2e-kind.sh
 
 demo: $(INSTALLED) control-plane
 	$(BIN)/python examples/demo.py --state-dir $(STATE_DIR)
@@ -36,14 +58,21 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy etl_runtime operator/etl_operator localcluster/etl_localcluster examples/warehouse
 
-unit: $(INSTALLED)
+unit: $(INSTALLED) checkov
 	$(BIN)/pytest -m 'not integration'
 
 integration: $(INSTALLED) control-plane
 	$(BIN)/pytest -m integration
 
-test: lint typecheck control-plane
+test: lint typecheck control-plane checkov
 	$(BIN)/pytest
 
 clean: down
-	rm -rf $(VENV) $(STATE_DIR)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(STATE_DIR)
+
+# Benchmarks on a fresh local cluster, at the sizes that docs/benchmarks.md reports (about an hour on 2
+# cores). `make bench BENCH_ARGS='--tasks 20 --repeats 1'` is a quick run.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(INSTALLED) control-plane
+	$(BIN)/python -m benchmarks --output $(STATE_DIR)/benchmarks.json $(BENCH_ARGS)
