@@ -1,85 +1,54 @@
-"""Session fixtures of the integration suite: a cluster, the CRD, the task database and the operator.
+"""Fixtures of the integration suite: the CRD, the task database, the operator and a namespace per test.
 
-By default the session starts a local cluster (control plane, Postgres, pod runner) once. Set
-KUBE_ETL_TEST_KUBECONFIG and KUBE_ETL_TEST_DATABASE_URL to run the same tests against another cluster
-and task database instead. Every test gets a namespace of its own, so mutual exclusion and
-concurrency limits of one test never touch another.
+The cluster comes from `tests/conftest.py`: a local cluster by default, or the cluster that the
+KUBE_ETL_TEST_* variables name. With KUBE_ETL_TEST_OPERATOR=external an operator already runs in that
+cluster, so the session starts none and the tests that stop or kill the session's operator are skipped.
+Every test gets a namespace of its own, so mutual exclusion and concurrency limits of one test never
+touch another.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy.engine import make_url
 
-from etl_localcluster.cluster import LocalCluster
 from etl_runtime.taskdb import TaskDatabase
+from tests.conftest import OPERATOR_VARIABLE, ClusterUnderTest
 
 from .support import OperatorProcess, Tasks
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+# Test modules import ClusterUnderTest from here, as before it moved to tests/conftest.py.
+__all__ = ["ClusterUnderTest"]
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+REPOSITORY_ROOT = INTEGRATION_DIR.parents[1]
 CRD_PATH = REPOSITORY_ROOT / "crds" / "etltasks.etl.kube-etl.io.yaml"
-KUBECONFIG_VARIABLE = "KUBE_ETL_TEST_KUBECONFIG"
-DATABASE_VARIABLE = "KUBE_ETL_TEST_DATABASE_URL"
 
 
-@dataclass(frozen=True)
-class ClusterUnderTest:
-    """Where the integration tests run."""
-
-    kubeconfig: Path
-    taskdb_url: str
-    warehouse_url: str
-    work_dir: Path
-    # The local cluster, when the session started one; fault tests stop and start its parts.
-    local: LocalCluster | None = None
-
-
-@pytest.fixture(scope="session")
-def test_cluster() -> Iterator[ClusterUnderTest]:
-    work_dir = Path(tempfile.mkdtemp(prefix="kube-etl-tests-"))
-    # The Postgres server runs as the postgres user, who must be able to enter the state folder.
-    work_dir.chmod(0o755)
-    external = os.environ.get(KUBECONFIG_VARIABLE)
-    if external:
-        database_url = os.environ.get(DATABASE_VARIABLE)
-        if not database_url:
-            pytest.fail(f"{KUBECONFIG_VARIABLE} is set but {DATABASE_VARIABLE} is not: set both, or neither")
-        yield ClusterUnderTest(Path(external), database_url, database_url, work_dir, local=None)
-        shutil.rmtree(work_dir, ignore_errors=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests that stop or kill the session's operator when the cluster runs its own."""
+    # Collection runs before any fixture, so the variable is read here and not through test_cluster.
+    if os.environ.get(OPERATOR_VARIABLE) != "external":
         return
-
-    cluster = LocalCluster(work_dir / "cluster", python_paths=[REPOSITORY_ROOT / "examples", REPOSITORY_ROOT])
-    try:
-        info = cluster.start()
-        yield ClusterUnderTest(
-            kubeconfig=info.kubeconfig,
-            taskdb_url=cluster.create_database("kube_etl"),
-            warehouse_url=cluster.create_database("warehouse"),
-            work_dir=work_dir,
-            local=cluster,
-        )
-    finally:
-        cluster.stop()
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def kube_api(test_cluster: ClusterUnderTest) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(test_cluster.kubeconfig), client_configuration=configuration)
-    return client.ApiClient(configuration)
+    skip = pytest.mark.skip(
+        reason=f"{OPERATOR_VARIABLE}=external: the test stops or kills the operator process that the "
+        "session starts with the local cluster"
+    )
+    for item in items:
+        if not isinstance(item, pytest.Function) or not item.path.is_relative_to(INTEGRATION_DIR):
+            continue
+        if "operator" in inspect.signature(item.function).parameters:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -122,45 +91,55 @@ def warehouse_url(test_cluster: ClusterUnderTest) -> str:
 
 @pytest.fixture(scope="session")
 def operator(
-    test_cluster: ClusterUnderTest, crd_installed: None, taskdb: TaskDatabase
-) -> Iterator[OperatorProcess]:
+    test_cluster: ClusterUnderTest,
+    crd_installed: None,
+    taskdb: TaskDatabase,
+    session_operators: list[OperatorProcess],
+) -> Iterator[OperatorProcess | None]:
+    """etl-operator as a process of the session; None when an operator already runs in the cluster."""
+    if test_cluster.external_operator:
+        yield None
+        return
     process = OperatorProcess(
         {
             "KUBECONFIG": str(test_cluster.kubeconfig),
             "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
             "KUBE_ETL_SAFETY_INTERVAL_SECONDS": "10",
             "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
+            "KUBE_ETL_NODE_LOST_SECONDS": "5",
         },
         test_cluster.work_dir,
     )
     process.start()
+    session_operators.append(process)
     yield process
     process.stop()
 
 
 @pytest.fixture()
 def tasks(
-    kube_api: client.ApiClient, operator: OperatorProcess, test_cluster: ClusterUnderTest
+    kube_api: client.ApiClient, operator: OperatorProcess | None, test_cluster: ClusterUnderTest
 ) -> Iterator[Tasks]:
     """A fresh namespace with the task database and warehouse config Secrets, and a client for it.
 
-    The operator runs before and after each test; a test that stops it starts it again.
+    The session's operator runs before and after each test; a test that stops it starts it again. The
+    Secrets hold the database URLs as pods reach them.
     """
-    if not operator.running:
+    if operator is not None and not operator.running:
         operator.start()
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     core: Any = client.CoreV1Api(kube_api)
     core.create_namespace({"metadata": {"name": namespace}})
     core.create_namespaced_secret(
         namespace,
-        {"metadata": {"name": "kube-etl-taskdb"}, "stringData": {"url": test_cluster.taskdb_url}},
+        {"metadata": {"name": "kube-etl-taskdb"}, "stringData": {"url": test_cluster.pod_taskdb}},
     )
-    warehouse = make_url(test_cluster.warehouse_url).render_as_string(hide_password=False)
+    warehouse = make_url(test_cluster.pod_warehouse).render_as_string(hide_password=False)
     config_ini = f"[warehouse]\nurl = {warehouse.replace('%', '%%').replace('$', '$$')}\n"
     core.create_namespaced_secret(
         namespace, {"metadata": {"name": "warehouse-config"}, "stringData": {"config.ini": config_ini}}
     )
     yield Tasks(kube_api, namespace)
-    if not operator.running:
+    if operator is not None and not operator.running:
         operator.start()
     core.delete_namespace(namespace)

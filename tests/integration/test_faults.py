@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -11,7 +12,7 @@ import pytest
 
 from etl_runtime.taskdb import TaskDatabase
 
-from .conftest import ClusterUnderTest
+from ..conftest import ClusterUnderTest
 from .support import TERMINAL, OperatorProcess, Tasks
 from .test_scheduling import interval
 
@@ -143,3 +144,23 @@ def test_database_outage_delays_but_loses_nothing(
     assert conditions["TaskDatabaseReady"]["status"] == "True"
     history = [change.status for change in taskdb.status_history(status["taskId"])]
     assert history[-3:] == ["Starting", "Running", "Succeeded"]
+
+
+def test_lost_node_fails_running_attempt(tasks: Tasks, test_cluster: ClusterUnderTest) -> None:
+    local = test_cluster.local
+    if local is None or local.runner is None:
+        pytest.skip("losing the node needs the local cluster's pod runner")
+    tasks.create("stranded", parameters={"seconds": 600})
+    tasks.wait_for_phase("stranded", "Running")
+
+    # SIGKILL leaves the Node's status and lease unrenewed, as a crashed or cut-off node would.
+    os.kill(local.runner.pid, signal.SIGKILL)
+    try:
+        status = tasks.wait_until_finished("stranded", timeout=240)
+    finally:
+        local.restart_pod_runner()
+
+    assert status["phase"] == "Failed"
+    conditions = {item["type"]: item for item in status["conditions"]}
+    assert conditions["Complete"]["reason"] == "PodLost"
+    assert "may be lost" in status["message"]

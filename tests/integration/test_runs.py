@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from etl_runtime.taskdb import TaskDatabase
 
-from .support import Tasks
+from ..conftest import ClusterUnderTest
+from .support import OperatorProcess, Tasks
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +137,28 @@ def test_finished_task_is_deleted_after_ttl(tasks: Tasks, taskdb: TaskDatabase) 
 
     assert "short-lived" not in tasks.task_names()
     assert taskdb.get_run(status["taskId"]).status == "Succeeded"
+
+
+def test_database_password_never_leaks(
+    tasks: Tasks, taskdb: TaskDatabase, operator: OperatorProcess, test_cluster: ClusterUnderTest
+) -> None:
+    password = make_url(test_cluster.taskdb_url).password
+    assert password
+    tasks.create("leak-ok", parameters={"seconds": 0.1})
+    tasks.create("leak-fail", "tests.jobs.Fail")
+    statuses = [tasks.wait_until_finished(name) for name in ("leak-ok", "leak-fail")]
+
+    events = tasks.core.list_namespaced_event(tasks.namespace).items
+    pods = [tasks.core.read_namespaced_pod(status["podName"], tasks.namespace) for status in statuses]
+    places = {
+        "operator log": operator.log(),
+        "statuses": json.dumps(statuses),
+        "events": " ".join(str(event.message) for event in events),
+        "pod specs": " ".join(str(pod.spec) for pod in pods),
+    }
+    with taskdb.engine.connect() as connection:
+        for table in ("task_run", "task_parameter", "task_statistic", "task_status_history"):
+            rows = connection.execute(text(f"SELECT * FROM {table}")).all()
+            places[f"table {table}"] = " ".join(str(row) for row in rows)
+    for place, content in places.items():
+        assert password not in content, f"the task database password appears in the {place}"
