@@ -53,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"etl-operator: {error}", file=sys.stderr)
         sys.exit(2)
 
-    from . import handlers  # noqa: F401  (registers the kopf handlers)
+    from . import handlers  # registers the kopf handlers
+
+    if not args.namespace:
+        handlers.register_cluster_watches()
 
     kopf.run(
         clusterwide=not args.namespace,
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         standalone=args.peering is None,
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
+        # The start-up listing reads the same namespaces that kopf watches.
+        memo=kopf.Memo(namespaces=tuple(args.namespace)),
     )
 
 

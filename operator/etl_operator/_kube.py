@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -83,9 +83,20 @@ class KubeClient:
 
         return await loop.run_in_executor(self._executor, call)
 
-    async def list_tasks(self) -> list[dict[str, Any]]:
-        result = await self._call(self._custom.list_cluster_custom_object, API_GROUP, API_VERSION, PLURAL)
-        items: list[dict[str, Any]] = result.get("items", [])
+    async def list_tasks(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """List ETLTasks in every namespace, or only in `namespaces` when it is not empty."""
+        if namespaces:
+            results = [
+                await self._call(
+                    self._custom.list_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL
+                )
+                for namespace in namespaces
+            ]
+        else:
+            results = [
+                await self._call(self._custom.list_cluster_custom_object, API_GROUP, API_VERSION, PLURAL)
+            ]
+        items: list[dict[str, Any]] = [item for result in results for item in result.get("items", [])]
         for item in items:
             item.setdefault("apiVersion", f"{API_GROUP}/{API_VERSION}")
         return items
@@ -119,12 +130,27 @@ class KubeClient:
             self._custom.delete_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name
         )
 
-    async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
-        result = await self._call(
-            self._core.list_pod_for_all_namespaces, label_selector=label_selector, _preload_content=False
-        )
-        items: list[dict[str, Any]] = json.loads(result.data).get("items", [])
-        return items
+    async def list_pods(self, label_selector: str, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """List the pods that match `label_selector`, in every namespace or only in `namespaces`."""
+        if namespaces:
+            responses = [
+                await self._call(
+                    self._core.list_namespaced_pod,
+                    namespace,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+                for namespace in namespaces
+            ]
+        else:
+            responses = [
+                await self._call(
+                    self._core.list_pod_for_all_namespaces,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+            ]
+        return [item for response in responses for item in json.loads(response.data).get("items", [])]
 
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any]:
         namespace = manifest["metadata"]["namespace"]

@@ -33,6 +33,11 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.persistence.finalizer = f"{API_GROUP}/operator"
+    namespaces: tuple[str, ...] = tuple(memo.get("namespaces") or ())
+    if namespaces:
+        # Listing CustomResourceDefinitions is cluster-wide, which a namespaced operator may not do;
+        # the resources it watches are known in advance.
+        settings.scanning.disabled = True
 
     operator_settings = OperatorSettings.from_env()
 
@@ -46,8 +51,8 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
 
     # Claims held by Starting and Running tasks must be known before anything is admitted, so the
     # operator lists every task and pod once, before the watches deliver their first events.
-    pods = await kube.list_pods(label_selector=f"{LABEL_MANAGED_BY}=kube-etl")
-    tasks = await kube.list_tasks()
+    pods = await kube.list_pods(label_selector=f"{LABEL_MANAGED_BY}=kube-etl", namespaces=namespaces)
+    tasks = await kube.list_tasks(namespaces)
     reconciler.prime(tasks, pods)
     reconciler.start()
     listener = ChildRequestListener(operator_settings.database_url, database, kube, store, reconciler.enqueue)
@@ -87,11 +92,20 @@ async def on_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].pod_event(event.get("type"), event["object"])
 
 
-@kopf.on.event("", "v1", "nodes")
 async def on_node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].node_event(event.get("type"), event["object"])
 
 
-@kopf.on.event("", "v1", "namespaces")
 async def on_namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].namespace_event(event.get("type"), event["object"])
+
+
+def register_cluster_watches() -> None:
+    """Watch Nodes (lost nodes fail their attempts) and Namespaces (per-namespace limits).
+
+    Only an operator that watches the whole cluster registers these: a namespaced operator's Roles
+    cannot grant cluster-scoped reads, so it relies on pod deletion alone to notice a lost node, and
+    on the operator-wide concurrency limit.
+    """
+    kopf.on.event("", "v1", "nodes")(on_node_event)
+    kopf.on.event("", "v1", "namespaces")(on_namespace_event)
