@@ -36,7 +36,7 @@ INHERITED_FIELDS = ("image", "config", "podTemplate", "notify", "activeDeadlineS
 
 
 def child_name(parent_name: str, request_id: int) -> str:
-    """The deterministic name of the child ETLTask of a request: `<parent>-c<request id>`."""
+    """Return the deterministic name of a request's child ETLTask, `<parent>-c<request id>`."""
     suffix = f"-c{request_id}"
     if len(parent_name) + len(suffix) <= MAX_NAME_LENGTH:
         return parent_name + suffix

@@ -23,7 +23,7 @@ MAX_LABEL_LENGTH = 63
 
 
 def pod_name(task_name: str, attempt: int) -> str:
-    """The deterministic pod name of an attempt: `<task>-<attempt>`, shortened with a hash if too long."""
+    """Return the pod name of an attempt, `<task>-<attempt>`, shortened with a hash if too long."""
     suffix = f"-{attempt}"
     if len(task_name) + len(suffix) <= MAX_NAME_LENGTH:
         return task_name + suffix
@@ -33,7 +33,7 @@ def pod_name(task_name: str, attempt: int) -> str:
 
 
 def task_label_value(task_name: str) -> str:
-    """The value of the task label: the task name, or a prefix and hash when it exceeds 63 characters."""
+    """Return the task label's value: the task name, or a prefix and a hash when it exceeds 63 characters."""
     if len(task_name) <= MAX_LABEL_LENGTH:
         return task_name
     digest = hashlib.sha256(task_name.encode()).hexdigest()[:10]

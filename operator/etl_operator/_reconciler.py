@@ -415,7 +415,7 @@ class Reconciler:
             await self._fail_invalid(key, body)
             return
 
-        # Finished tasks cost nothing, except the one deletion that ttlSecondsAfterFinished asks for.
+        # Finished tasks cost nothing, except the one deletion that ttlSecondsAfterFinished requests.
         if is_terminal(view.phase):
             self._reserved.pop(key, None)
             self._ready.discard(key)
@@ -888,7 +888,7 @@ class Reconciler:
         )
 
     async def _finish_after_children(self, view: TaskView) -> None:
-        """A parent whose pod succeeded ends with the worst outcome of its children once they finish."""
+        """End a parent whose pod succeeded with the worst outcome of its children, once they finish."""
         assert view.task_id is not None
         if await self._unfinished_children(view):
             return
@@ -965,7 +965,7 @@ class Reconciler:
         )
 
     async def _runtime_error(self, task_id: int) -> str | None:
-        """The last line of the error the runtime recorded, which names the exception."""
+        """Return the last line of the error that the runtime recorded, which names the exception."""
         run = await self._in_database(self._database.get_run, task_id)
         error = (run.error or "").strip()
         if not error:

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class Phase(StrEnum):
-    """Where an ETLTask is in its lifecycle."""
+    """The stage of an ETLTask's lifecycle."""
 
     # The operator has seen the task but not yet decided anything.
     PENDING = "Pending"
