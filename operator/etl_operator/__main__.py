@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 
 import kopf
 
+from ._leader import LeaseSettings
 from ._settings import OperatorSettings, SettingsError
 
 
@@ -29,6 +32,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peering",
         metavar="NAME",
         help="share work with other replicas through this KopfPeering object; default: run standalone",
+    )
+    parser.add_argument(
+        "--leader-election",
+        metavar="NAMESPACE/NAME",
+        help="act only while holding this coordination.k8s.io Lease, so replicas stand by for each other",
     )
     parser.add_argument(
         "--liveness",
@@ -53,6 +61,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"etl-operator: {error}", file=sys.stderr)
         sys.exit(2)
 
+    lease = None
+    if args.leader_election:
+        namespace, _, name = args.leader_election.partition("/")
+        if not namespace or not name:
+            print(
+                f"etl-operator: --leader-election={args.leader_election!r} is invalid: "
+                "give NAMESPACE/NAME, for example kube-etl/kube-etl-operator",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        lease = LeaseSettings(namespace=namespace, name=name, identity=identity)
+
     from . import handlers  # registers the kopf handlers
 
     if not args.namespace:
@@ -65,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
         # The start-up listing reads the same namespaces that kopf watches.
-        memo=kopf.Memo(namespaces=tuple(args.namespace)),
+        memo=kopf.Memo(namespaces=tuple(args.namespace), lease=lease),
     )
 
 

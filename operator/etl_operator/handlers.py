@@ -17,6 +17,7 @@ from etl_runtime.taskdb import TaskDatabase
 
 from ._children import ChildRequestListener
 from ._kube import KubeClient, load_client_config
+from ._leader import LeaderElector, LeaseSettings
 from ._pods import LABEL_MANAGED_BY
 from ._reconciler import Reconciler
 from ._settings import OperatorSettings
@@ -40,6 +41,14 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         settings.scanning.disabled = True
 
     operator_settings = OperatorSettings.from_env()
+
+    # A standby replica waits here, before it reads or writes anything, until it holds the Lease.
+    lease: LeaseSettings | None = memo.get("lease")
+    if lease is not None:
+        elector = LeaderElector(load_client_config(), lease)
+        await elector.acquire()
+        memo["elector"] = elector
+        memo["lease_keeper"] = asyncio.create_task(elector.keep(), name="lease-keeper")
 
     # The schema must be current before the first run is recorded.
     database = TaskDatabase(operator_settings.database_url)
@@ -66,6 +75,10 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
 @kopf.on.cleanup()
 async def stop_operator(memo: kopf.Memo, **_: Any) -> None:
     # Shutdown never deletes pods: a restarted operator adopts them by name.
+    keeper: asyncio.Task[None] | None = memo.get("lease_keeper")
+    if keeper is not None:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
     listener: asyncio.Task[None] | None = memo.get("child_listener")
     if listener is not None:
         listener.cancel()
@@ -79,6 +92,9 @@ async def stop_operator(memo: kopf.Memo, **_: Any) -> None:
     database: TaskDatabase | None = memo.get("database")
     if database is not None:
         database.dispose()
+    elector: LeaderElector | None = memo.get("elector")
+    if elector is not None:
+        await elector.release()
     logger.info("kube-etl operator stopped; running pods keep running")
 
 

@@ -176,22 +176,23 @@ NAMESPACED_RULES = (
 )
 
 
-def cluster_rules(peering: str) -> set[RuleKey]:
-    """The exact rules of the operator's ClusterRole for the peering object named `peering`."""
+def cluster_rules() -> set[RuleKey]:
+    """The exact rules of the operator's ClusterRole."""
     return (
         NAMESPACED_RULES
         | expand("", "namespaces", "get list watch")
         | expand("", "nodes", "list watch")
         | expand("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
-        | expand("kopf.dev", "clusterkopfpeerings", "list watch")
-        | expand("kopf.dev", "clusterkopfpeerings", "get patch", name=peering)
     )
 
 
-def namespace_rules(peering: str) -> set[RuleKey]:
+def namespace_rules() -> set[RuleKey]:
     """The exact rules of the operator's Role in a watched namespace."""
-    return (
-        NAMESPACED_RULES
-        | expand("kopf.dev", "kopfpeerings", "list watch")
-        | expand("kopf.dev", "kopfpeerings", "get patch", name=peering)
+    return set(NAMESPACED_RULES)
+
+
+def lease_rules(lease: str) -> set[RuleKey]:
+    """The exact rules of the operator's leader election Role in the release namespace."""
+    return expand("coordination.k8s.io", "leases", "create") | expand(
+        "coordination.k8s.io", "leases", "get update", name=lease
     )

@@ -79,9 +79,9 @@ def test_install_creates_crds_rbac_and_deployment(release: str, kube_api: client
     core: Any = client.CoreV1Api(kube_api)
 
     crds = {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
-    assert {"etltasks.etl.kube-etl.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    assert "etltasks.etl.kube-etl.io" in crds
     role = rbac.read_cluster_role("kube-etl-operator")
-    assert rule_set(item.to_dict() for item in role.rules) == cluster_rules("kube-etl")
+    assert rule_set(item.to_dict() for item in role.rules) == cluster_rules()
     binding = rbac.read_cluster_role_binding("kube-etl-operator")
     assert [(subject.name, subject.namespace) for subject in binding.subjects] == [
         (OPERATOR_ACCOUNT, RELEASE_NAMESPACE)
@@ -97,7 +97,7 @@ def test_operator_account_has_exact_rules(release: str, kube_api: client.ApiClie
     for namespace in (TASK_NAMESPACE, "default"):
         rules = rules_of(kube_api, f"system:serviceaccount:{RELEASE_NAMESPACE}:{OPERATOR_ACCOUNT}", namespace)
 
-        assert rules - SELF_REVIEW_RULES == cluster_rules("kube-etl"), namespace
+        assert rules - SELF_REVIEW_RULES == cluster_rules(), namespace
 
 
 def test_job_account_has_no_rules(release: str, kube_api: client.ApiClient) -> None:
@@ -172,23 +172,23 @@ def test_operator_under_chart_account_runs_task(
     operator = ChartOperator(
         kubeconfig=account_kubeconfig(tools, kubeconfig, RELEASE_NAMESPACE, OPERATOR_ACCOUNT, tmp_path),
         arguments=container["args"],
-        environment={**settings, "POD_ID": "chart-test", "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url},
+        environment={**settings, "POD_NAME": "chart-test", "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url},
         log_path=tmp_path / "operator.log",
     )
     tasks = Tasks(kube_api, TASK_NAMESPACE)
-    custom: Any = client.CustomObjectsApi(kube_api)
+    leases: Any = client.CoordinationV1Api(kube_api)
     with operator.running():
         assert operator.healthz() == 200
         tasks.create("under-chart-account", parameters={"seconds": 0.2})
 
         status = tasks.wait_until_finished("under-chart-account", timeout=60)
         pod = tasks.core.read_namespaced_pod("under-chart-account-1", TASK_NAMESPACE)
-        peering = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "kube-etl")
+        lease = leases.read_namespaced_lease("kube-etl-operator", RELEASE_NAMESPACE)
     tasks.delete("under-chart-account")
 
     assert status["phase"] == "Succeeded", operator.log()
     assert pod.spec.service_account_name == JOB_ACCOUNT
-    assert "chart-test" in (peering.get("status") or {})
+    assert lease.spec.holder_identity == "chart-test"
     assert "Forbidden" not in operator.log()
     assert "kube-etl operator stopped" in operator.log()
 

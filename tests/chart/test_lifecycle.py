@@ -7,7 +7,6 @@ Each release has names of its own, so none touches the release of `test_install.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ WATCHED = ("lifecycle-a", "lifecycle-b")
 NAME = "lifecycle-kube-etl-operator"
 OPERATOR_USER = f"system:serviceaccount:{NAMESPACE}:{NAME}"
 ETLTASK_CRD = "etltasks.etl.kube-etl.io"
-PEERING_CRDS = ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
 
 
 @pytest.fixture()
@@ -43,21 +41,6 @@ def namespaces(kube_api: client.ApiClient) -> Iterator[None]:
 def crd_names(kube_api: client.ApiClient) -> set[str]:
     extensions: Any = client.ApiextensionsV1Api(kube_api)
     return {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
-
-
-def delete_peering_crds(kube_api: client.ApiClient) -> None:
-    """Delete kopf's peering CRDs, so that the install must create them; wait until they are gone."""
-    extensions: Any = client.ApiextensionsV1Api(kube_api)
-    for name in PEERING_CRDS:
-        try:
-            extensions.delete_custom_resource_definition(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-    deadline = time.monotonic() + 60
-    while crd_names(kube_api) & set(PEERING_CRDS):
-        assert time.monotonic() < deadline, "kopf's peering CRDs were not deleted within 60 s"
-        time.sleep(0.2)
 
 
 def role_namespaces(kube_api: client.ApiClient) -> set[str]:
@@ -76,7 +59,6 @@ def operator_args(kube_api: client.ApiClient) -> list[str]:
 def test_namespaced_release_lifecycle_keeps_crds(
     tools: Tools, kubeconfig: Path, kube_api: client.ApiClient, namespaces: None
 ) -> None:
-    delete_peering_crds(kube_api)
     common = [
         "--namespace",
         NAMESPACE,
@@ -95,12 +77,10 @@ def test_namespaced_release_lifecycle_keeps_crds(
         f"rbac.watchNamespaces={{{WATCHED[0]}}}",
         kubeconfig=kubeconfig,
     )
-    assert {ETLTASK_CRD, *PEERING_CRDS} <= crd_names(kube_api)
+    assert ETLTASK_CRD in crd_names(kube_api)
     assert role_namespaces(kube_api) == {WATCHED[0]}
     assert f"--namespace={WATCHED[0]}" in operator_args(kube_api)
-    assert rules_of(kube_api, OPERATOR_USER, WATCHED[0]) - SELF_REVIEW_RULES == namespace_rules(
-        "lifecycle-kube-etl"
-    )
+    assert rules_of(kube_api, OPERATOR_USER, WATCHED[0]) - SELF_REVIEW_RULES == namespace_rules()
     # A namespaced operator may do nothing outside its namespaces, not even read namespaces or CRDs.
     assert rules_of(kube_api, OPERATOR_USER, WATCHED[1]) == SELF_REVIEW_RULES
     with pytest.raises(ApiException):
@@ -118,9 +98,7 @@ def test_namespaced_release_lifecycle_keeps_crds(
     )
     assert role_namespaces(kube_api) == set(WATCHED)
     assert {f"--namespace={namespace}" for namespace in WATCHED} <= set(operator_args(kube_api))
-    assert rules_of(kube_api, OPERATOR_USER, WATCHED[1]) - SELF_REVIEW_RULES == namespace_rules(
-        "lifecycle-kube-etl"
-    )
+    assert rules_of(kube_api, OPERATOR_USER, WATCHED[1]) - SELF_REVIEW_RULES == namespace_rules()
     history = tools.helm("history", RELEASE, "--namespace", NAMESPACE, kubeconfig=kubeconfig).stdout
     assert len(history.strip().splitlines()) == 3  # a header and two revisions
 
@@ -129,7 +107,7 @@ def test_namespaced_release_lifecycle_keeps_crds(
     with pytest.raises(ApiException):
         client.AppsV1Api(kube_api).read_namespaced_deployment(NAME, NAMESPACE)
     # Helm never deletes what it installed from the chart's crds/ folder: ETLTasks survive an uninstall.
-    assert {ETLTASK_CRD, *PEERING_CRDS} <= crd_names(kube_api)
+    assert ETLTASK_CRD in crd_names(kube_api)
 
 
 def secret_text(kube_api: client.ApiClient, namespace: str, name: str, key: str) -> str:

@@ -64,7 +64,7 @@ def test_namespaced_operator_runs_task(
             arguments=container["args"],
             environment={
                 **settings,
-                "POD_ID": "scoped-test",
+                "POD_NAME": "scoped-test",
                 "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
             },
             log_path=tmp_path / "operator.log",

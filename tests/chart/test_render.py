@@ -16,6 +16,7 @@ from .support import (
     cluster_rules,
     environment_of,
     find,
+    lease_rules,
     namespace_rules,
     operator_container,
     render,
@@ -48,7 +49,7 @@ def all_containers(manifests: list[dict[str, Any]]) -> list[tuple[str, dict[str,
 REJECTED_VALUES = {
     "misspelt top-level key": ({"taskDatabse.url": URL}, "taskDatabse"),
     "misspelt nested key": ({"taskDatabase.url": URL, "operator.replicas": "1"}, "replicas"),
-    "two replicas": ({"taskDatabase.url": URL, "operator.replicaCount": "2"}, "replicaCount"),
+    "eleven replicas": ({"taskDatabase.url": URL, "operator.replicaCount": "11"}, "replicaCount"),
     "unknown scope": ({"taskDatabase.url": URL, "rbac.scope": "namespace"}, "scope"),
     "namespaced without namespaces": (
         {"taskDatabase.url": URL, "rbac.scope": "namespaced"},
@@ -92,14 +93,12 @@ def test_cluster_scope_grants_exact_cluster_role(tools: Tools) -> None:
 
     role = the_one(manifests, "ClusterRole", OPERATOR)
     binding = the_one(manifests, "ClusterRoleBinding", OPERATOR)
-    assert rule_set(role["rules"]) == cluster_rules("kube-etl")
+    assert rule_set(role["rules"]) == cluster_rules()
     assert binding["roleRef"]["name"] == OPERATOR
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": OPERATOR, "namespace": RELEASE_NAMESPACE}
     ]
-    assert find(manifests, "Role") == []
-    assert find(manifests, "RoleBinding") == []
-    the_one(manifests, "ClusterKopfPeering", "kube-etl")
+    assert [role["metadata"]["name"] for role in find(manifests, "Role")] == [f"{OPERATOR}-leader-election"]
     assert "--namespace" not in " ".join(operator_container(the_one(manifests, "Deployment"))["args"])
 
 
@@ -111,30 +110,34 @@ def test_namespaced_scope_grants_role_per_namespace(tools: Tools) -> None:
     assert set(roles) == {"chart-watch-a", "chart-watch-b"}
     assert set(bindings) == {"chart-watch-a", "chart-watch-b"}
     for role in roles.values():
-        assert rule_set(role["rules"]) == namespace_rules("kube-etl")
+        assert rule_set(role["rules"]) == namespace_rules()
     for binding in bindings.values():
         assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
     assert find(manifests, "ClusterRole") == []
-    assert find(manifests, "ClusterKopfPeering") == []
-    peerings = {item["metadata"]["namespace"] for item in find(manifests, "KopfPeering", "kube-etl")}
-    assert peerings == {"chart-watch-a", "chart-watch-b"}
     args = operator_container(the_one(manifests, "Deployment"))["args"]
     assert "--namespace=chart-watch-a" in args
     assert "--namespace=chart-watch-b" in args
 
 
-def test_operator_runs_with_peering_and_liveness(tools: Tools) -> None:
-    deployment = the_one(render(tools, ["cluster-url.yaml"]), "Deployment", OPERATOR)
+def test_operator_runs_with_leader_election_and_liveness(tools: Tools) -> None:
+    manifests = render(tools, ["cluster-url.yaml"])
+    deployment = the_one(manifests, "Deployment", OPERATOR)
 
     container = operator_container(deployment)
     assert container["command"] == ["etl-operator"]
-    assert container["args"][:2] == ["--peering=kube-etl", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"][:2] == [
+        f"--leader-election={RELEASE_NAMESPACE}/{OPERATOR}",
+        "--liveness=http://0.0.0.0:8080/healthz",
+    ]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "probes"}
     assert container["ports"] == [{"name": "probes", "containerPort": 8080, "protocol": "TCP"}]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert environment_of(container)["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    lease_role = the_one(manifests, "Role", f"{OPERATOR}-leader-election")
+    assert lease_role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert rule_set(lease_role["rules"]) == lease_rules(OPERATOR)
+    assert environment_of(container)["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_schema_migration_runs_before_operator(tools: Tools) -> None:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,19 +28,29 @@ TERMINAL = frozenset({"Succeeded", "Failed", "UpstreamFailed", "Cancelled"})
 class OperatorProcess:
     """`etl-operator` run as a child process, so tests can stop, kill and restart it."""
 
-    def __init__(self, environment: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        environment: Mapping[str, str],
+        log_dir: Path,
+        *,
+        arguments: Sequence[str] = (),
+        name: str = "operator",
+    ) -> None:
         self._environment = dict(environment)
         self._log_dir = log_dir
+        self._arguments = list(arguments)
+        self._name = name
         self._process: subprocess.Popen[bytes] | None = None
         self._starts = 0
-        self.log_path = log_dir / "operator-0.log"
+        self.log_path = log_dir / f"{name}-0.log"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, ready_line: str = "kube-etl operator started") -> None:
+        """Start the process and wait until its log shows `ready_line`."""
         self._starts += 1
-        self.log_path = self._log_dir / f"operator-{self._starts}.log"
+        self.log_path = self._log_dir / f"{self._name}-{self._starts}.log"
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "etl_operator"],
+            [sys.executable, "-m", "etl_operator", *self._arguments],
             env={**os.environ, **self._environment},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -49,7 +59,7 @@ class OperatorProcess:
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "kube-etl operator started" in self.log_path.read_text(errors="replace"):
+            if ready_line in self.log_path.read_text(errors="replace"):
                 return
             if self._process.poll() is not None:
                 raise RuntimeError(

@@ -164,3 +164,39 @@ def test_lost_node_fails_running_attempt(tasks: Tasks, test_cluster: ClusterUnde
     conditions = {item["type"]: item for item in status["conditions"]}
     assert conditions["Complete"]["reason"] == "PodLost"
     assert "may be lost" in status["message"]
+
+
+def test_standby_replica_takes_over(
+    tasks: Tasks, operator: OperatorProcess, test_cluster: ClusterUnderTest, taskdb: TaskDatabase
+) -> None:
+    # The session's operator watches the whole cluster and would act beside the replicas.
+    operator.stop()
+    environment = {
+        "KUBECONFIG": str(test_cluster.kubeconfig),
+        "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
+        "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
+    }
+    arguments = [f"--leader-election={tasks.namespace}/kube-etl-operator"]
+    first = OperatorProcess(environment, test_cluster.work_dir, arguments=arguments, name="replica-a")
+    second = OperatorProcess(environment, test_cluster.work_dir, arguments=arguments, name="replica-b")
+    try:
+        first.start()
+        second.start(ready_line="standing by")
+        tasks.create("before-failover", mutuallyExclusiveWith=["lock"], parameters={"seconds": 0.2})
+        assert tasks.wait_until_finished("before-failover")["phase"] == "Succeeded"
+        assert "kube-etl operator started" not in second.log()
+
+        first.kill()
+        killed_at = time.monotonic()
+        tasks.create("after-failover", mutuallyExclusiveWith=["lock"], parameters={"seconds": 0.2})
+        status = tasks.wait_until_finished("after-failover", timeout=60)
+        takeover_seconds = time.monotonic() - killed_at
+    finally:
+        first.stop()
+        second.stop()
+
+    assert status["phase"] == "Succeeded"
+    assert "kube-etl operator started" in second.log()
+    # A killed leader's Lease expires after 15 s; the standby checks every 5 s.
+    assert takeover_seconds < 30
+    assert taskdb.get_run(status["taskId"]).status == "Succeeded"

@@ -98,8 +98,8 @@ app.kubernetes.io/component: postgresql
 {{- end }}
 {{- end }}
 
-{{- define "kube-etl.peeringName" -}}
-{{- default (include "kube-etl.fullname" .) .Values.operator.peeringName }}
+{{- define "kube-etl.leaseName" -}}
+{{- default (include "kube-etl.operator.fullname" .) .Values.operator.leaseName }}
 {{- end }}
 
 {{- define "kube-etl.postgresql.fullname" -}}
