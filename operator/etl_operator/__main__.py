@@ -29,11 +29,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="watch only this namespace (repeatable); default: all namespaces",
     )
     parser.add_argument(
-        "--peering",
-        metavar="NAME",
-        help="share work with other replicas through this KopfPeering object; default: run standalone",
-    )
-    parser.add_argument(
         "--leader-election",
         metavar="NAMESPACE/NAME",
         help="act only while holding this coordination.k8s.io Lease, so replicas stand by for each other",
@@ -82,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=args.peering is None,
-        peering_name=args.peering,
+        # Replicas take turns through --leader-election, not through kopf's peering.
+        standalone=True,
         liveness_endpoint=args.liveness,
         # The start-up listing reads the same namespaces that kopf watches.
         memo=kopf.Memo(namespaces=tuple(args.namespace), lease=lease),

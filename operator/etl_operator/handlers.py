@@ -1,6 +1,6 @@
 """kopf wiring: start-up, the watches that feed the reconciler, and shutdown.
 
-kopf owns the watch streams, reconnects, peering and the liveness endpoint; every handler here only
+kopf owns the watch streams, reconnects and the liveness endpoint; every handler here only
 hands the event to the Reconciler, which owns all decisions. The handlers are `async` so that they run
 on the event loop that owns the store, never on a thread.
 """
