@@ -24,7 +24,7 @@ from etl_runtime._config import load_config
 from etl_runtime._errors import ConfigError, ParameterError, TaskClassNotFoundError, TaskStopRequested
 from etl_runtime._manifest import default_task_name
 from etl_runtime._resolve import configured_base_modules, resolve_task_class, task_class_name
-from etl_runtime._task import ETLTask, TaskStatus, format_error
+from etl_runtime._task import ETLTask, TaskStatus, format_error, retry_database_errors
 from etl_runtime.taskdb import TaskDatabase, TaskNotFoundError
 
 log = logging.getLogger("etl_runtime.runner")
@@ -214,7 +214,9 @@ def run_in_pod(environ: Mapping[str, str], *, no_mail: bool | None = None) -> in
 
 def _run_recorded_task(env: PodEnvironment, database: TaskDatabase, no_mail: bool | None) -> int:
     try:
-        run = database.get_run(env.task_id)
+        run = retry_database_errors(
+            lambda: database.get_run(env.task_id), f"reading task run {env.task_id}", log
+        )
     except TaskNotFoundError as exc:
         log.error("cannot start the task: %s; check KUBE_ETL_TASK_ID and KUBE_ETL_DATABASE_URL", exc)
         return EXIT_SETUP_FAILED

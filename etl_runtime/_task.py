@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from etl_runtime._children import CANCELLED, ChildTask, ChildTracker, RelatedTask
 from etl_runtime._components import TASK_STATISTICS_PREFIX, ComponentRegistry
@@ -69,6 +69,42 @@ class TaskStatus(enum.StrEnum):
 def format_error(exc: BaseException) -> str:
     """Return the exception's traceback, limited to the innermost frames, as saved in ``task_run.error``."""
     return "".join(traceback.format_exception(exc, limit=-ERROR_TRACEBACK_FRAMES))
+
+
+# Seconds the results of a run may take to reach the task database while it is unreachable.
+WRITE_RETRY_VARIABLE = "KUBE_ETL_DATABASE_RETRY_SECONDS"
+DEFAULT_WRITE_RETRY_SECONDS = 120.0
+
+
+def _write_retry_seconds() -> float:
+    raw = os.environ.get(WRITE_RETRY_VARIABLE, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_WRITE_RETRY_SECONDS
+    except ValueError:
+        return DEFAULT_WRITE_RETRY_SECONDS
+
+
+R = TypeVar("R")
+
+
+def retry_database_errors(
+    call: Callable[[], R], description: str, logger: logging.Logger | logging.LoggerAdapter[Any]
+) -> R:
+    """Run `call`, retrying connection errors with backoff for up to $KUBE_ETL_DATABASE_RETRY_SECONDS.
+
+    The last error is raised once the deadline has passed.
+    """
+    deadline = time.monotonic() + _write_retry_seconds()
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("%s failed; retrying in %.1f s: %s", description, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class ETLTask:
@@ -722,7 +758,7 @@ class ETLTask:
 
     def _load_parameters_once(self) -> None:
         if not self._parameters_loaded:
-            self.load_parameters()
+            retry_database_errors(self.load_parameters, "loading the parameters", self.log)
 
     def _run_step(self, step_name: str, step: Callable[[], None]) -> None:
         self.raise_if_stop_requested()
@@ -781,6 +817,18 @@ class ETLTask:
             error=self._error or "(no error text)",
         )
 
+    def _write_with_retries(self, description: str, write: Callable[[], None]) -> None:
+        """Run one results write, retrying connection errors; log a write that still fails, never raise."""
+        task_id = self._task_id
+        try:
+            retry_database_errors(write, f"writing the {description} of task run {task_id}", self.log)
+        except Exception:
+            self.log.exception(
+                "writing the %s of task run %s to the task database failed", description, task_id
+            )
+        else:
+            self.log.info("saved the %s of task run %s to the task database", description, task_id)
+
     def _save_results(self) -> None:
         """Write statistics, unwritten parameters and the error text. Failures are logged, not raised."""
         task_id = self._task_id
@@ -804,11 +852,4 @@ class ETLTask:
         if error is not None:
             writes.append(("error text", lambda: database.record_error(task_id, error)))
         for description, write in writes:
-            try:
-                write()
-            except Exception:
-                self.log.exception(
-                    "writing the %s of task run %d to the task database failed", description, task_id
-                )
-            else:
-                self.log.info("saved the %s of task run %d to the task database", description, task_id)
+            self._write_with_retries(description, write)

@@ -200,3 +200,26 @@ def test_standby_replica_takes_over(
     # A killed leader's Lease expires after 15 s; the standby checks every 5 s.
     assert takeover_seconds < 30
     assert taskdb.get_run(status["taskId"]).status == "Succeeded"
+
+
+def test_database_outage_during_run_keeps_statistics(
+    tasks: Tasks, taskdb: TaskDatabase, test_cluster: ClusterUnderTest
+) -> None:
+    if test_cluster.local is None:
+        pytest.skip("stopping the task database needs the local cluster's Postgres")
+    postgres = test_cluster.local.postgres
+    tasks.create("through-outage", parameters={"seconds": 2})
+    tasks.wait_for_phase("through-outage", "Running")
+
+    postgres.halt()
+    try:
+        # The job finishes while the database is down, so its statistics wait for it.
+        time.sleep(6)
+    finally:
+        postgres.resume()
+
+    status = tasks.wait_until_finished("through-outage", timeout=120)
+    assert status["phase"] == "Succeeded", status["message"]
+    assert taskdb.read_statistics(status["taskId"])["task.rows_read"] == 1
+    history = [change.status for change in taskdb.status_history(status["taskId"])]
+    assert history[-2:] == ["Running", "Succeeded"]
