@@ -64,7 +64,9 @@ def build_pod(
             },
         },
     ]
-    if view.spec.no_mail or not view.spec.notify_email:
+    # An attempt that will be retried sends no mail; the last one does if it fails.
+    will_retry = view.attempt <= view.spec.retries.limit
+    if view.spec.no_mail or not view.spec.notify_email or will_retry:
         env.append({"name": "KUBE_ETL_NO_MAIL", "value": "1"})
     else:
         env.append({"name": "KUBE_ETL_NOTIFY_EMAIL", "value": ",".join(view.spec.notify_email)})
@@ -79,7 +81,9 @@ def build_pod(
         volumes.append({"name": "config", "secret": {"secretName": view.spec.config_secret}})
         mounts.append({"name": "config", "mountPath": CONFIG_MOUNT_PATH, "readOnly": True})
         env.append({"name": "KUBE_ETL_CONFIG", "value": f"{CONFIG_MOUNT_PATH}/config.ini"})
-    env.extend(template.get("env") or [])
+    # The run's identity cannot be overridden: a job that wrote into another run's record would corrupt it.
+    reserved = {item["name"] for item in env}
+    env.extend(item for item in template.get("env") or [] if item.get("name") not in reserved)
 
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,

@@ -54,11 +54,19 @@ logger = logging.getLogger("etl_operator")
 T = TypeVar("T")
 
 PURGE_INTERVAL_SECONDS = 3600
+# The runtime's exit code when a task cannot start at all; such attempts are not retried.
+SETUP_FAILED_EXIT_CODE = 2
+# Seconds between checks whether an earlier ETLTask's pod of the same name is gone.
+FOREIGN_POD_RECHECK_SECONDS = 1.0
 # Seconds past a pod's deletion grace period before its attempt counts as lost.
 POD_DELETION_MARGIN_SECONDS = 15
 NAMESPACE_LIMIT_ANNOTATION = f"{API_GROUP}/max-concurrent-tasks"
 # Seconds before a reconcile that failed on the API or the database runs again, doubling up to the max.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class ForeignPodError(Exception):
+    """A pod with the attempt's name belongs to an earlier ETLTask of the same name."""
 
 
 def _describe(view: TaskView) -> str:
@@ -100,8 +108,9 @@ class Reconciler:
         self._ready: set[Key] = set()
         self._reserved: dict[Key, TaskView] = {}
         self._last_admission = AdmissionResult()
-        # Pods this process created, so a create is not repeated before its watch event arrives.
-        self._pods_created: set[Key] = set()
+        # (ETLTask uid, pod name) of the pods this process created, so a create is not repeated before
+        # its watch event arrives. A task deleted and created again under its name has a new uid.
+        self._pods_created: set[tuple[str, str]] = set()
         # Tasks whose Blocked status the safety pass may refresh.
         self._refresh: set[Key] = set()
         self._namespace_limits: dict[str, int] = {}
@@ -342,6 +351,7 @@ class Reconciler:
             return
         self._ready.discard(view.key)
         self._reserved.pop(view.key, None)
+        self._pods_created = {item for item in self._pods_created if item[0] != view.uid}
         handle = self._timers.pop(view.key, None)
         if handle is not None:
             handle.cancel()
@@ -708,10 +718,33 @@ class Reconciler:
 
     # Active tasks: the pod of the current attempt
 
+    def _own_pod(self, view: TaskView, name: str) -> dict[str, Any] | None:
+        """Return the pod `name` if this ETLTask (by uid) owns it; call back later if another one does.
+
+        A task deleted and created again under the same name finds the old task's pod with its own
+        pod name until the garbage collector removes it.
+        """
+        pod = self._store.pod(view.namespace, name)
+        if pod is None:
+            return None
+        owners = {owner.get("uid") for owner in (pod.get("metadata") or {}).get("ownerReferences") or ()}
+        if view.uid in owners:
+            return pod
+        logger.info(
+            "%s: pod %s belongs to an earlier ETLTask of this name; waiting until it is gone",
+            _describe(view),
+            name,
+        )
+        self._call_later(view.key, FOREIGN_POD_RECHECK_SECONDS)
+        raise ForeignPodError(name)
+
     async def _create_pod(self, view: TaskView, task_id: int) -> None:
         name = pod_name(view.name, view.attempt)
-        pod_key = (view.namespace, name)
-        if self._store.pod(view.namespace, name) is not None or pod_key in self._pods_created:
+        created_key = (view.uid, name)
+        try:
+            if self._own_pod(view, name) is not None or created_key in self._pods_created:
+                return
+        except ForeignPodError:
             return
         parent_id, root_id = self._lineage(view)
         manifest = build_pod(
@@ -722,7 +755,10 @@ class Reconciler:
             self._store.upsert_pod(created)
             logger.info("%s: created pod %s for attempt %d", _describe(view), name, view.attempt)
         except Conflict:
-            logger.info("%s: pod %s already exists; adopting it", _describe(view), name)
+            # The pod exists but its watch event has not arrived; the event decides whether it is ours.
+            logger.info("%s: pod %s already exists; checking its owner again shortly", _describe(view), name)
+            self._call_later(view.key, FOREIGN_POD_RECHECK_SECONDS)
+            return
         except NotFound:
             raise
         except ApiError as error:
@@ -735,16 +771,19 @@ class Reconciler:
                 )
                 return
             raise
-        self._pods_created.add(pod_key)
+        self._pods_created.add(created_key)
 
     async def _follow_pod(self, view: TaskView) -> None:
         name = view.pod_name or pod_name(view.name, view.attempt)
-        pod = self._store.pod(view.namespace, name)
+        try:
+            pod = self._own_pod(view, name)
+        except ForeignPodError:
+            return
         if pod is None:
-            if view.phase == Phase.STARTING and (view.namespace, name) not in self._pods_created:
+            if view.phase == Phase.STARTING and (view.uid, name) not in self._pods_created:
                 assert view.task_id is not None
                 await self._create_pod(view, view.task_id)
-            elif view.phase == Phase.RUNNING or (view.namespace, name) in self._pods_created:
+            elif view.phase == Phase.RUNNING or (view.uid, name) in self._pods_created:
                 await self._attempt_failed(
                     view,
                     exit_code=None,
@@ -913,7 +952,8 @@ class Reconciler:
         retries = view.spec.retries
         statistics = await self._in_database(self._database.read_statistics, view.task_id)
 
-        if view.attempt <= retries.limit:
+        # A task that could not start (unknown class, invalid config) would fail the same way again.
+        if view.attempt <= retries.limit and exit_code != SETUP_FAILED_EXIT_CODE:
             retry_at = self._clock() + timedelta(seconds=retries.backoff_seconds)
             message = (
                 f"attempt {view.attempt} of {retries.limit + 1} failed{code}; "

@@ -162,3 +162,31 @@ def test_database_password_never_leaks(
             places[f"table {table}"] = " ".join(str(row) for row in rows)
     for place, content in places.items():
         assert password not in content, f"the task database password appears in the {place}"
+
+
+def test_rerun_under_same_name_gets_new_pod(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("rerun-me", parameters={"seconds": 0.1})
+    first = tasks.wait_until_finished("rerun-me")
+    tasks.delete("rerun-me")
+    deadline = time.monotonic() + 30
+    while "rerun-me" in tasks.task_names() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    tasks.create("rerun-me", parameters={"seconds": 0.1})
+    second = tasks.wait_until_finished("rerun-me")
+
+    assert first["phase"] == "Succeeded"
+    assert second["phase"] == "Succeeded", second["message"]
+    assert second["taskId"] != first["taskId"]
+    run = taskdb.get_run(second["taskId"])
+    assert run.started_at is not None
+    assert taskdb.read_statistics(run.id)["task.rows_read"] == 1
+
+
+def test_unknown_class_is_not_retried(tasks: Tasks, taskdb: TaskDatabase) -> None:
+    tasks.create("hopeless", "tests.jobs.DoesNotExist", retries={"limit": 2, "backoffSeconds": 1})
+
+    status = tasks.wait_until_finished("hopeless")
+
+    assert status["phase"] == "Failed"
+    assert [run.attempt for run in taskdb.runs_for(tasks.namespace, "hopeless")] == [1]

@@ -50,3 +50,30 @@ def test_pod_has_identity_env_and_owner() -> None:
     assert "value" not in env["KUBE_ETL_DATABASE_URL"]
     assert env["KUBE_ETL_CONFIG"]["value"] == "/etc/kube-etl/config/config.ini"
     assert pod["spec"]["volumes"] == [{"name": "config", "secret": {"secretName": "wh"}}]
+
+
+def test_template_env_cannot_override_identity() -> None:
+    body = task_body(
+        "load", podTemplate={"env": [{"name": "KUBE_ETL_TASK_ID", "value": "1"}, {"name": "X", "value": "y"}]}
+    )
+    pod = build_pod(view_of(body), task_id=7, settings=SETTINGS)
+    env = pod["spec"]["containers"][0]["env"]
+    assert [item["value"] for item in env if item["name"] == "KUBE_ETL_TASK_ID"] == ["7"]
+    assert {"name": "X", "value": "y"} in env
+
+
+def test_attempt_to_be_retried_sends_no_mail() -> None:
+    body = task_body("load", notify={"email": ["team@example.org"]}, retries={"limit": 1})
+    body["status"] = {"attempt": 1}
+    first = {
+        item["name"]: item
+        for item in build_pod(view_of(body), task_id=7, settings=SETTINGS)["spec"]["containers"][0]["env"]
+    }
+    body["status"] = {"attempt": 2}
+    last = {
+        item["name"]: item
+        for item in build_pod(view_of(body), task_id=8, settings=SETTINGS)["spec"]["containers"][0]["env"]
+    }
+    assert first["KUBE_ETL_NO_MAIL"]["value"] == "1"
+    assert "KUBE_ETL_NO_MAIL" not in last
+    assert last["KUBE_ETL_NOTIFY_EMAIL"]["value"] == "team@example.org"

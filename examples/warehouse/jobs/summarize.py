@@ -55,7 +55,7 @@ class SummarizeWarehouse(ETLTask):
                 .join_from(weather, dim_date, weather.c.date_key == dim_date.c.date_key)
                 .group_by(dim_date.c.year, dim_date.c.month)
             )
-            inserted = connection.execute(
+            connection.execute(
                 insert(tables.summary_weather_monthly).from_select(
                     [
                         "year",
@@ -68,7 +68,11 @@ class SummarizeWarehouse(ETLTask):
                     ],
                     monthly,
                 )
-            ).rowcount
+            )
+            # Caveat: psycopg 3 reports rowcount -1 for INSERT ... SELECT, so count the emptied table.
+            inserted: int = connection.execute(
+                select(func.count()).select_from(tables.summary_weather_monthly)
+            ).scalar_one()
             self.statistics.add("summary_weather_monthly.rows_inserted", inserted)
 
             self.raise_if_stop_requested()
@@ -85,9 +89,12 @@ class SummarizeWarehouse(ETLTask):
                 .join_from(stocks, dim_date, stocks.c.date_key == dim_date.c.date_key)
                 .group_by(stocks.c.symbol, dim_date.c.year)
             )
-            inserted = connection.execute(
+            connection.execute(
                 insert(tables.summary_stock_yearly).from_select(
                     ["symbol", "year", "months", "avg_close", "min_close", "max_close"], yearly
                 )
-            ).rowcount
+            )
+            inserted = connection.execute(
+                select(func.count()).select_from(tables.summary_stock_yearly)
+            ).scalar_one()
             self.statistics.add("summary_stock_yearly.rows_inserted", inserted)
