@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -54,6 +55,16 @@ logger = logging.getLogger("etl_operator")
 T = TypeVar("T")
 
 PURGE_INTERVAL_SECONDS = 3600
+# Container waiting reasons that need a person: the pod does not start until the cause is fixed.
+STUCK_CONTAINER_REASONS = frozenset(
+    {
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+    }
+)
 # The runtime's exit code when a task cannot start at all; such attempts are not retried.
 SETUP_FAILED_EXIT_CODE = 2
 # Seconds between checks whether an earlier ETLTask's pod of the same name is gone.
@@ -802,7 +813,9 @@ class Reconciler:
         if pod_metadata.get("deletionTimestamp") and pod_phase not in ("Succeeded", "Failed"):
             await self._fail_when_deletion_stalls(view, pod_metadata)
             return
-        if pod_phase == "Running" and view.phase == Phase.STARTING:
+        if pod_phase == "Pending" and view.phase == Phase.STARTING:
+            await self._report_stuck_pod(view, pod_status)
+        elif pod_phase == "Running" and view.phase == Phase.STARTING:
             await self._set_running(view)
         elif pod_phase == "Succeeded":
             await self._succeeded(view)
@@ -860,6 +873,33 @@ class Reconciler:
                 "its node may be lost"
             ),
         )
+
+    async def _report_stuck_pod(self, view: TaskView, pod_status: Mapping[str, Any]) -> None:
+        """Show in the task's status why its pod cannot start, such as a missing Secret or image."""
+        for container in pod_status.get("containerStatuses") or ():
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") not in STUCK_CONTAINER_REASONS:
+                continue
+            message = (
+                f"pod {view.pod_name} cannot start: {waiting['reason']}: {waiting.get('message', '')}".strip()
+            )
+            body = self._store.body(view.key) or {}
+            if (body.get("status") or {}).get("message") == message:
+                return
+            assert view.task_id is not None
+            await self._transition(
+                view,
+                Transition(
+                    phase=Phase.STARTING,
+                    message=message,
+                    reason=Reason.POD_NOT_STARTING,
+                    conditions=(Condition(ConditionType.POD_READY, False, Reason.POD_NOT_STARTING, message),),
+                ),
+                task_id=view.task_id,
+                record=False,
+                event_type="Warning",
+            )
+            return
 
     async def _set_running(self, view: TaskView) -> None:
         assert view.task_id is not None
@@ -1197,14 +1237,27 @@ class Reconciler:
             logger.debug("posting an Event for ETLTask %s failed: %s", metadata.get("name"), error)
 
 
+_ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b|cannot start|failed")
+
+
+def _telling_line(log_tail: str) -> str:
+    """Pick the line of a log tail that best says why the container failed: the last error line."""
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    # SQLAlchemy ends its errors with a line that only links to its documentation.
+    lines = [line for line in lines if not line.startswith("(Background on this error")]
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line):
+            return line
+    return lines[-1] if lines else ""
+
+
 def _termination(pod_status: Mapping[str, Any]) -> tuple[int | None, str]:
     """Return the exit code and a message from the first terminated container of a failed pod."""
     for container in pod_status.get("containerStatuses") or ():
         terminated = (container.get("state") or {}).get("terminated")
         if terminated:
             message = (terminated.get("message") or terminated.get("reason") or "").strip()
-            last_line = message.splitlines()[-1] if message else "the container failed"
-            return terminated.get("exitCode"), last_line
+            return terminated.get("exitCode"), _telling_line(message) or "the container failed"
     return None, pod_status.get("message") or pod_status.get("reason") or "the pod failed"
 
 

@@ -74,6 +74,7 @@ class Reason(StrEnum):
     CONCURRENCY_LIMIT = "ConcurrencyLimit"
     POD_CREATED = "PodCreated"
     POD_RUNNING = "PodRunning"
+    POD_NOT_STARTING = "PodNotStarting"
     POD_SUCCEEDED = "PodSucceeded"
     POD_FAILED = "PodFailed"
     POD_LOST = "PodLost"

@@ -190,3 +190,20 @@ def test_unknown_class_is_not_retried(tasks: Tasks, taskdb: TaskDatabase) -> Non
 
     assert status["phase"] == "Failed"
     assert [run.attempt for run in taskdb.runs_for(tasks.namespace, "hopeless")] == [1]
+
+
+def test_missing_config_secret_is_reported(tasks: Tasks) -> None:
+    tasks.create("no-config", config={"secretName": "does-not-exist"}, parameters={"seconds": 0.1})
+
+    stuck = tasks.wait_for(
+        "no-config",
+        lambda status: "cannot start" in (status.get("message") or ""),
+        description="a message saying why the pod cannot start",
+    )
+    assert stuck["phase"] == "Starting"
+    assert "does-not-exist" in stuck["message"]
+
+    tasks.core.create_namespaced_secret(
+        tasks.namespace, {"metadata": {"name": "does-not-exist"}, "stringData": {"config.ini": "[x]\n"}}
+    )
+    assert tasks.wait_until_finished("no-config", timeout=60)["phase"] == "Succeeded"

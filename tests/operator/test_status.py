@@ -80,3 +80,15 @@ def test_summary_adds_nested_task_counters() -> None:
 
 def test_summary_of_nothing_is_empty() -> None:
     assert statistics_summary({}) == {}
+
+
+def test_failure_line_prefers_error_over_summary() -> None:
+    from etl_operator._reconciler import _telling_line
+
+    tail = "step load started\nValueError: column x is missing\ntask run 1 finished: Failed\n"
+    assert _telling_line(tail) == "ValueError: column x is missing"
+    database = (
+        "cannot start the task: reading run 3 failed: connection refused\n(Background on this error at: x)"
+    )
+    assert _telling_line(database).startswith("cannot start the task")
+    assert _telling_line("just one line") == "just one line"
