@@ -56,7 +56,7 @@ lint: $(INSTALLED)
 	$(BIN)/lint-imports
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy etl_runtime operator/etl_operator localcluster/etl_localcluster examples/warehouse
+	$(BIN)/mypy etl_runtime operator/etl_operator localcluster/etl_localcluster examples/warehouse examples/seed_api benchmarks
 
 unit: $(INSTALLED) checkov
 	$(BIN)/pytest -m 'not integration'
@@ -70,8 +70,8 @@ test: lint typecheck control-plane checkov
 clean: down
 	rm -rf $(VENV) $(CHECKOV_VENV) $(STATE_DIR)
 
-# Benchmarks on a fresh local cluster, at the sizes that docs/benchmarks.md reports (about an hour on 2
-# cores). `make bench BENCH_ARGS='--tasks 20 --repeats 1'` is a quick run.
+# Benchmarks on a fresh local cluster at full size (an estimated hour on 2 cores; docs/benchmarks.md has
+# the figures). `make bench BENCH_ARGS='--tasks 20 --repeats 1'` is a quick run.
 BENCH_ARGS ?=
 .PHONY: bench
 bench: $(INSTALLED) control-plane
