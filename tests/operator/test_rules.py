@@ -175,3 +175,20 @@ def test_concurrency_limit_holds_back_extra_tasks() -> None:
     result = admit(waiters, [running], lambda namespace: 2)
     assert [view.name for view in result.admitted] == ["w0"]
     assert result.over_limit == {("default", "w1"), ("default", "w2")}
+
+
+def test_store_drops_managed_fields() -> None:
+    from etl_operator._store import TaskStore
+
+    from .factories import task_body
+
+    body = task_body("a")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    body["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "1"}
+    store = TaskStore()
+    store.upsert(body)
+    stored = store.body(("default", "a"))
+    assert stored is not None
+    assert "managedFields" not in stored["metadata"]
+    assert stored["metadata"]["annotations"] == {"keep": "1"}
+    assert "managedFields" in body["metadata"]
