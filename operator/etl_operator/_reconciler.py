@@ -834,20 +834,12 @@ class Reconciler:
         Caveat: Kubernetes stops evicting pods when every node of a zone is down (a single-node
         cluster, for one), so the operator does not wait for an eviction that may never come.
         """
-        down_since = self._nodes_down_since[node_name]
-        give_up_at = down_since + timedelta(seconds=self._settings.node_lost_seconds)
-        remaining = (give_up_at - self._clock()).total_seconds()
-        if remaining > 0:
-            self._call_later(view.key, remaining)
-            return
-        await self._attempt_failed(
+        give_up_at = self._nodes_down_since[node_name] + timedelta(seconds=self._settings.node_lost_seconds)
+        await self._fail_as_lost_at(
             view,
-            exit_code=None,
-            reason=Reason.POD_LOST,
-            detail=(
-                f"node {node_name} of pod {view.pod_name} has not been Ready for "
-                f"{self._settings.node_lost_seconds} s; the node may be lost"
-            ),
+            give_up_at,
+            f"node {node_name} of pod {view.pod_name} has not been Ready for "
+            f"{self._settings.node_lost_seconds} s; the node may be lost",
         )
 
     async def _fail_when_deletion_stalls(self, view: TaskView, pod_metadata: Mapping[str, Any]) -> None:
@@ -860,19 +852,20 @@ class Reconciler:
         deleted_at = datetime.fromisoformat(str(pod_metadata["deletionTimestamp"]).replace("Z", "+00:00"))
         grace = int(pod_metadata.get("deletionGracePeriodSeconds") or 0)
         give_up_at = deleted_at + timedelta(seconds=grace + POD_DELETION_MARGIN_SECONDS)
+        await self._fail_as_lost_at(
+            view,
+            give_up_at,
+            f"pod {pod_metadata.get('name')} was deleted but did not stop within {grace} s; "
+            "its node may be lost",
+        )
+
+    async def _fail_as_lost_at(self, view: TaskView, give_up_at: datetime, detail: str) -> None:
+        """Fail the attempt as PodLost once `give_up_at` has passed; until then, check again then."""
         remaining = (give_up_at - self._clock()).total_seconds()
         if remaining > 0:
             self._call_later(view.key, remaining)
             return
-        await self._attempt_failed(
-            view,
-            exit_code=None,
-            reason=Reason.POD_LOST,
-            detail=(
-                f"pod {pod_metadata.get('name')} was deleted but did not stop within {grace} s; "
-                "its node may be lost"
-            ),
-        )
+        await self._attempt_failed(view, exit_code=None, reason=Reason.POD_LOST, detail=detail)
 
     async def _report_stuck_pod(self, view: TaskView, pod_status: Mapping[str, Any]) -> None:
         """Show in the task's status why its pod cannot start, such as a missing Secret or image."""
