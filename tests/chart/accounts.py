@@ -161,3 +161,13 @@ class ChartOperator:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def operator_requests_log(log: str) -> str:
+    """Return the operator's log without the lines that report a pod's own start-up errors.
+
+    The pod runner reads a just-bound pod's Secrets as its Node, which the Node authorizer allows a
+    moment later, so a pod may report "403 Forbidden" once; that is the node's request, not the
+    operator's, and the operator only copies it into the task's message.
+    """
+    return "\n".join(line for line in log.splitlines() if "cannot start:" not in line)

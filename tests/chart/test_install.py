@@ -24,6 +24,7 @@ from .accounts import (
     ChartOperator,
     account_kubeconfig,
     can_i,
+    operator_requests_log,
     rules_of,
 )
 from .support import (
@@ -189,7 +190,7 @@ def test_operator_under_chart_account_runs_task(
     assert status["phase"] == "Succeeded", operator.log()
     assert pod.spec.service_account_name == JOB_ACCOUNT
     assert lease.spec.holder_identity == "chart-test"
-    assert "Forbidden" not in operator.log()
+    assert "Forbidden" not in operator_requests_log(operator.log())
     assert "kube-etl operator stopped" in operator.log()
 
 

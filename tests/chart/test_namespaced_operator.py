@@ -11,7 +11,7 @@ from kubernetes import client
 from tests.conftest import ClusterUnderTest
 from tests.integration.support import OperatorProcess, Tasks
 
-from .accounts import ChartOperator, account_kubeconfig
+from .accounts import ChartOperator, account_kubeconfig, operator_requests_log
 from .support import CHART_DIR, Tools, environment_of, operator_container
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_namespaced_operator_runs_task(
             status = tasks.wait_until_finished("scoped-run", timeout=60)
 
         assert status["phase"] == "Succeeded", operator.log()
-        assert "Forbidden" not in operator.log()
+        assert "Forbidden" not in operator_requests_log(operator.log())
         assert f"--namespace={WATCHED}" in container["args"]
     finally:
         tools.helm("uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE, kubeconfig=kubeconfig)
