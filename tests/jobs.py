@@ -43,7 +43,7 @@ class FailUntilAttempt(ETLTask):
 
 
 class ParentOfThree(ETLTask):
-    """Start three Sleep children, wait for them, and count the status changes it was told about."""
+    """Start three Sleep children, wait for them, and count the status changes delivered to it."""
 
     def init(self) -> None:
         self.updates: list[tuple[str, str]] = []
@@ -77,7 +77,7 @@ class ApprovingParent(ETLTask):
     def load(self) -> None:
         self.add_child_task_to_scheduler("tests.jobs.Sleep", {"seconds": 0.1}, "approve me")
         self.add_child_task_to_scheduler("tests.jobs.Sleep", {"seconds": 0.1}, "reject me")
-        # Decide only once both children wait, so the test sees them in AwaitingApproval.
+        # Decide only once both children wait, so the test finds them in AwaitingApproval.
         deadline = time.monotonic() + 60
         while any(child.task_id is None or child.status != "AwaitingApproval" for child in self.children):
             if time.monotonic() > deadline:

@@ -124,7 +124,7 @@ class ChildRequestListener:
         async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as connection:
             await connection.execute(f"LISTEN {CHILD_REQUEST_CHANNEL}")
             await connection.execute(f"LISTEN {CHILD_APPROVAL_CHANNEL}")
-            # Requests made while nobody listened (operator down, database restarted) come first.
+            # Requests made while no operator listened (operator down, database restarted) come first.
             await self.create_pending_children()
             self._wake_awaiting_approval()
             async for notification in connection.notifies():
@@ -144,7 +144,7 @@ class ChildRequestListener:
                 self._wake(key)
 
     async def create_pending_children(self) -> None:
-        """Create an ETLTask for every request that has none yet and whose parent the store knows."""
+        """Create an ETLTask for every request that has none yet and whose parent is in the store."""
         async with self._lock:
             requests = await asyncio.to_thread(self._database.child_requests, None, only_unassigned=True)
             for request in requests:

@@ -1,6 +1,6 @@
 """The reconciler: it moves each ETLTask through its phases, one patch per transition.
 
-The kopf handlers feed watch events into the TaskStore and call `enqueue`; a pool of workers takes keys
+The kopf handlers feed watch events into the TaskStore and call `enqueue`. A pool of workers takes keys
 from one queue, never the same key twice at a time, and runs `reconcile`. A phase change wakes exactly
 the tasks it can affect: the dependents of the task (from the store's indexes) and, when claims are
 released, one admission pass over the tasks that wait for their claims. A slow safety timer re-checks
@@ -115,7 +115,7 @@ class Reconciler:
         self._background: set[asyncio.Task[Any]] = set()
 
         # Tasks whose dependencies are met and that wait for their claims, and tasks admitted in memory
-        # whose Starting patch is not written yet; both take part in every admission pass.
+        # whose Starting patch is not written yet. Both take part in every admission pass.
         self._ready: set[Key] = set()
         self._reserved: dict[Key, TaskView] = {}
         self._last_admission = AdmissionResult()
@@ -993,7 +993,7 @@ class Reconciler:
                 f"retrying in {retries.backoff_seconds} s: {cause}"
             )
             # The next attempt's row comes first, so that a parent watching this child through the
-            # database never sees its newest attempt finished while a retry is pending.
+            # database never reads its newest attempt as finished while a retry is pending.
             await self._ensure_run(view, view.attempt + 1, status=Phase.RETRYING)
             await self._in_database(
                 self._database.record_status, view.task_id, Phase.FAILED, message=message, exit_code=exit_code
@@ -1234,7 +1234,7 @@ _ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b|cannot start|failed")
 
 
 def _telling_line(log_tail: str) -> str:
-    """Pick the line of a log tail that best says why the container failed: the last error line."""
+    """Return the line of a log tail that best explains the failure: the last error line."""
     lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
     # SQLAlchemy ends its errors with a line that only links to its documentation.
     lines = [line for line in lines if not line.startswith("(Background on this error")]

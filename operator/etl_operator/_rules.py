@@ -19,7 +19,7 @@ TaskLookup = Callable[[str, str], "TaskView | None"]
 
 @dataclass(frozen=True)
 class DependencyResult:
-    """What a task's spec.dependsOn amounts to right now."""
+    """The current outcome of a task's spec.dependsOn."""
 
     # Dependencies that have not succeeded yet, as described in status.waitingFor.
     waiting_for: tuple[str, ...] = ()
@@ -36,7 +36,7 @@ class DependencyResult:
 def evaluate_dependencies(
     task: TaskView, lookup: TaskLookup, unfinished_in_namespace: Iterable[TaskView]
 ) -> DependencyResult:
-    """Check spec.dependsOn of a task against the tasks the operator knows."""
+    """Check spec.dependsOn of a task against the tasks in the operator's store."""
     waiting: list[str] = []
     missing: list[str] = []
     failed: list[str] = []
@@ -128,7 +128,7 @@ def conflicts(a: TaskView, b: TaskView) -> bool:
 
 
 def claims_of(task: TaskView) -> tuple[str, ...]:
-    """The claims written to status.claims while the task is Starting or Running."""
+    """Return the claims written to status.claims while the task is Starting or Running."""
     return tuple(
         sorted({f"task:{task.spec.task}", *(f"mutex:{entry}" for entry in task.spec.mutually_exclusive_with)})
     )

@@ -49,7 +49,7 @@ def _resource_version(body: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class Change:
-    """What an upsert changed, so the reconciler knows whom to wake."""
+    """The change an upsert made, from which the reconciler decides which tasks to wake."""
 
     previous: TaskView | None
     current: TaskView | None

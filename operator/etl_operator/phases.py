@@ -17,7 +17,7 @@ class Phase(StrEnum):
     PENDING = "Pending"
     # At least one dependency has not succeeded yet.
     WAITING = "Waiting"
-    # Dependencies are met, but a conflicting task or the concurrency limit holds it back.
+    # Dependencies are met, but a conflicting task or the concurrency limit keeps it waiting.
     BLOCKED = "Blocked"
     # Claims are held and the pod of the current attempt is being created.
     STARTING = "Starting"
