@@ -18,10 +18,12 @@ from etl_runtime._errors import (
 )
 from etl_runtime._manifest import build_manifest
 from etl_runtime._resolve import find_task_classes, resolve_task_class
+from etl_runtime._secrets import SECRET_MASK, secret_parameter_variable
 from etl_runtime._statistics import Statistics
 from etl_runtime._task import ETLTask, TaskStatus
 
 __all__ = [
+    "SECRET_MASK",
     "AmbiguousTaskNameError",
     "ChildTask",
     "ConfigError",
@@ -39,4 +41,5 @@ __all__ = [
     "build_manifest",
     "find_task_classes",
     "resolve_task_class",
+    "secret_parameter_variable",
 ]

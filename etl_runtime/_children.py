@@ -109,7 +109,8 @@ class RelatedTask:
             task_class=task.name,
             display_name=task.display_name,
             status=task.status.value,
-            parameters=task.parameters(),
+            # Secret values are masked, as in the task database that from_run reads.
+            parameters=task.parameters().masked(),
         )
 
 

@@ -3,7 +3,8 @@
 ``etl-runtime`` calls ``configure_logging`` once, in the text format or, with
 ``KUBE_ETL_LOG_FORMAT=json`` (or ``--log-format json``), as one JSON object per line.
 ``ETLTask.log`` adds the task id to each record through ``TaskLoggerAdapter``, and records from
-other loggers show ``task=-``.
+other loggers show ``task=-``. ``SecretRedactor`` masks the values of secret parameters in every
+record (see ``_secrets``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
+
+from etl_runtime._secrets import redact, redacting
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s task=%(task_id)s %(name)s: %(message)s"
 LOG_FORMAT_VARIABLE = "KUBE_ETL_LOG_FORMAT"
@@ -38,6 +41,42 @@ class TaskIdDefault(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "task_id"):
             record.task_id = "-"
+        return True
+
+
+class SecretRedactor(logging.Filter):
+    """Mask the registered secret values in a record's message, traceback, stack and extra fields.
+
+    ``configure_logging`` adds it to the runtime's handler, and each task adds it to its own
+    logger, so that the records of a task run outside ``etl-runtime`` are masked too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not redacting():
+            return True
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            masked = redact(record.exc_text)
+            if masked != record.exc_text:
+                # Formatters print exc_text as it is once exc_info is gone, instead of formatting
+                # the exception again.
+                record.exc_text = masked
+                record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key in STANDARD_RECORD_ATTRIBUTES:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            masked = redact(text)
+            if masked != text:
+                setattr(record, key, masked)
         return True
 
 
@@ -96,6 +135,7 @@ def configure_logging(
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter() if log_format == "json" else UtcFormatter(LOG_FORMAT))
     handler.addFilter(TaskIdDefault())
+    handler.addFilter(SecretRedactor())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -81,7 +81,7 @@ def build_manifest(
     checked = ParameterSet()
     for key, value in (parameters or {}).items():
         checked.set(key, value)
-    values = checked.as_dict()
+    values = dict(checked.as_dict())
 
     with task_class(parameters=values) as task:
         declarations = task.declarations()

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -24,6 +24,7 @@ from etl_runtime._config import load_config
 from etl_runtime._errors import ConfigError, ParameterError, TaskClassNotFoundError, TaskStopRequested
 from etl_runtime._manifest import default_task_name
 from etl_runtime._resolve import configured_base_modules, resolve_task_class, task_class_name
+from etl_runtime._secrets import secret_parameter_variable
 from etl_runtime._task import ETLTask, TaskStatus, format_error, retry_database_errors
 from etl_runtime.taskdb import TaskDatabase, TaskNotFoundError
 
@@ -267,13 +268,32 @@ def run_local(
     config_path: str | None = None,
     display_name: str | None = None,
     no_mail: bool | None = None,
+    secret_parameters: Collection[str] = (),
 ) -> int:
     """Run a task class without Kubernetes, recording the run and its phases itself.
 
     Brings the task database schema up to date, creates a ``task_run`` row in namespace
     ``local`` with a new uid and the given parameters, and records Running, then the outcome.
     ``class_path`` may be a partial name, and the row records the full ``module.Class``.
+    ``secret_parameters`` names parameters whose values the task reads from their environment
+    variables, as in a pod; the row stores them masked.
     """
+    for name in secret_parameters:
+        try:
+            variable = secret_parameter_variable(name)
+        except ValueError as exc:
+            log.error("cannot start the task: %s", exc)
+            return EXIT_SETUP_FAILED
+        if variable not in os.environ:
+            log.error(
+                "cannot start the task: secret parameter %r takes its value from environment variable %s, "
+                "which is not set; set it, e.g. with read -s %s && export %s",
+                name,
+                variable,
+                variable,
+                variable,
+            )
+            return EXIT_SETUP_FAILED
     try:
         task_class = resolve_configured_task_class(class_path, config_path)
     except TaskClassNotFoundError as exc:
@@ -297,6 +317,7 @@ def run_local(
                 task_class=class_path,
                 display_name=display_name,
                 parameters=parameters,
+                secret_parameters=secret_parameters,
             )
         except (ParameterError, SQLAlchemyError) as exc:
             log.error("cannot start the task: creating the task run failed: %s", exc)

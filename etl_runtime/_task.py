@@ -6,7 +6,9 @@ its outcome. ``run()`` reads the parameters from the task database, runs the thr
 writes statistics, parameters and the error text back, on failure too, then sends the failure
 mail when the run failed. Phases belong to the operator: the task never writes them, except
 through the runner's ``--local`` mode. A parent task requests child runs through the task
-database (``_children``), because job pods have no access to the Kubernetes API.
+database (``_children``), because job pods have no access to the Kubernetes API. The values of
+secret parameters are masked in the task database, the error text, the failure mail and the
+task's log (``_secrets``).
 """
 
 from __future__ import annotations
@@ -41,9 +43,17 @@ from etl_runtime._errors import (
     TaskStopRequested,
     WorkflowFinished,
 )
-from etl_runtime._logging import TaskLoggerAdapter
+from etl_runtime._logging import SecretRedactor, TaskLoggerAdapter
 from etl_runtime._mail import FailedRun, MailSettings, no_mail_from_env, send_failure_mail
-from etl_runtime._parameters import MISSING, ParameterInput, ParameterSet, parameter_items
+from etl_runtime._parameters import (
+    MISSING,
+    UNAVAILABLE,
+    ParameterInput,
+    ParameterSet,
+    ParameterValues,
+    parameter_items,
+)
+from etl_runtime._secrets import redact, redacting, secret_parameter_variable
 from etl_runtime._statistics import Statistics, StatisticValue
 from etl_runtime.taskdb import APPROVED, REJECTED, RunRecord, TaskDatabase, TaskDatabaseError
 
@@ -67,8 +77,11 @@ class TaskStatus(enum.StrEnum):
 
 
 def format_error(exc: BaseException) -> str:
-    """Return the exception's traceback, limited to the innermost frames, as saved in ``task_run.error``."""
-    return "".join(traceback.format_exception(exc, limit=-ERROR_TRACEBACK_FRAMES))
+    """Return the exception's traceback, limited to the innermost frames, as saved in ``task_run.error``.
+
+    The values of secret parameters are masked.
+    """
+    return redact("".join(traceback.format_exception(exc, limit=-ERROR_TRACEBACK_FRAMES)))
 
 
 # Seconds the results of a run may take to reach the task database while it is unreachable.
@@ -161,6 +174,9 @@ class ETLTask:
         self.log = TaskLoggerAdapter(
             logging.getLogger(self.name), {"task_id": task_id if task_id is not None else "-"}
         )
+        # Masks secret values also where etl-runtime has not configured the log handler.
+        if not any(isinstance(item, SecretRedactor) for item in self.log.logger.filters):
+            self.log.logger.addFilter(SecretRedactor())
 
         if parameters is not None:
             self.set_parameters(parameters, commit=False)
@@ -250,7 +266,7 @@ class ETLTask:
             self.start_following_tasks()
         except TaskStopRequested as stop:
             self._status = TaskStatus.CANCELLED
-            self._error = f"TaskStopRequested: {stop}"
+            self._error = redact(f"TaskStopRequested: {stop}")
             self.log.warning("task cancelled: %s", stop)
         except Exception as exc:
             self._status = TaskStatus.FAILED
@@ -377,9 +393,11 @@ class ETLTask:
         ETLTask ``<parent-name>-c<request id>``. When ``needs_to_ok_child_runs`` returns True, the
         child waits in AwaitingApproval until ``process_messages`` approves it. Raises
         TaskClassNotFoundError for a class that does not resolve, ParameterError for a parameter
-        that is not JSON, and TaskDatabaseError for a task that has no task run.
+        that is not JSON or contains the value of a secret parameter, and TaskDatabaseError for a
+        task that has no task run.
         """
         task_class = self._child_task_class_name(task)
+        self._check_child_parameters(parameters)
         database, task_id = self._require_task_run("requesting a child task")
         request_id = database.request_child(
             task_id,
@@ -459,14 +477,19 @@ class ETLTask:
 
     # Parameters
 
-    def set_parameter(self, name: str, value: Any, *, local_only: bool = False, commit: bool = True) -> None:
+    def set_parameter(
+        self, name: str, value: Any, *, local_only: bool = False, commit: bool = True, secret: bool = False
+    ) -> None:
         """Set a parameter. Names are case-insensitive.
 
         The value must be JSON unless ``local_only``, which keeps it out of the task database.
         ``commit=False`` defers the write to the next committing call, ``commit_parameters``,
         or the end of ``run``. A task without ``task_id`` keeps its parameters in memory only.
+        ``secret=True`` writes the mask instead of the value and masks the value in ``repr``,
+        the log, the error text and the failure mail; ``get_parameter`` in this process still
+        returns it. A secret parameter stays secret when it is set again.
         """
-        self._parameters.set(name, value, local_only=local_only)
+        self._parameters.set(name, value, local_only=local_only, secret=secret)
         if commit and not local_only:
             self.commit_parameters()
 
@@ -484,9 +507,11 @@ class ETLTask:
         if commit and not local_only:
             self.commit_parameters()
 
-    def add_parameter(self, name: str, value: Any, *, local_only: bool = False, commit: bool = True) -> None:
+    def add_parameter(
+        self, name: str, value: Any, *, local_only: bool = False, commit: bool = True, secret: bool = False
+    ) -> None:
         """Set a parameter; the same as ``set_parameter``."""
-        self.set_parameter(name, value, local_only=local_only, commit=commit)
+        self.set_parameter(name, value, local_only=local_only, commit=commit, secret=secret)
 
     def add_parameters(
         self,
@@ -503,11 +528,15 @@ class ETLTask:
         """Return the parameter's value, or ``default`` when it is not set.
 
         Raises ParameterError naming the parameter when it is not set and no default is given.
-        ``None`` is a valid default.
+        ``None`` is a valid default. A secret parameter returns its real value. When the task
+        database lists a secret parameter whose value this process does not have, ParameterError
+        names the environment variable that should hold it, whatever the default.
         """
         self._load_parameters_once()
         parameter = self._parameters.find(name)
         if parameter is not None:
+            if parameter.value is UNAVAILABLE:
+                raise ParameterError(self._unavailable_secret_message(parameter.name))
             return parameter.value
         if default is MISSING:
             where = f"task run {self._task_id}" if self._task_id is not None else self.name
@@ -521,33 +550,84 @@ class ETLTask:
         self._load_parameters_once()
         return self._parameters.names()
 
-    def parameters(self) -> dict[str, Any]:
-        """Return all parameters by name, as given."""
+    def parameters(self) -> ParameterValues:
+        """Return all parameters by name, as given.
+
+        The result is a dict whose items contain the real values, but its ``repr`` and ``str``
+        show the secret ones as the mask. A secret value that this process does not have is the mask.
+        """
         self._load_parameters_once()
         return self._parameters.as_dict()
+
+    def secret_parameter_names(self) -> list[str]:
+        """Return the names of the secret parameters, as given."""
+        self._load_parameters_once()
+        return sorted(self._parameters.as_dict().secret_names)
 
     def load_parameters(self) -> None:
         """Read this run's parameters from the task database.
 
-        Values set by the job but not written yet, and local-only values, are kept.
+        Values set by the job but not written yet, and local-only values, are kept. A secret
+        parameter's value comes from its environment variable, which the operator sets from
+        ``spec.secretParameters``, since the task database holds only the mask.
         """
         database = self.task_database
         if database is None or self._task_id is None:
             self._parameters_loaded = True
             return
-        loaded = database.load_parameters(self._task_id)
-        self._parameters.merge_loaded(loaded)
+        records = database.parameter_records(self._task_id)
+        secret = [record.name for record in records if record.secret]
+        self._parameters.merge_loaded({record.name: record.value for record in records}, secret_names=secret)
         self._parameters_loaded = True
-        self.log.info("loaded %d parameter(s): %s", len(loaded), ", ".join(sorted(loaded)) or "none")
+        names = sorted(record.name for record in records)
+        secret.sort()
+        self.log.info(
+            "loaded %d parameter(s): %s%s",
+            len(names),
+            ", ".join(names) or "none",
+            f"; secret: {', '.join(secret)}" if secret else "",
+        )
 
     def commit_parameters(self) -> None:
-        """Write the parameters set with ``commit=False`` to the task database."""
+        """Write the parameters set with ``commit=False`` to the task database.
+
+        Secret parameters are written as the mask.
+        """
         pending = self._parameters.pending()
         database = self.task_database
         if not pending or database is None or self._task_id is None:
             return
-        database.set_parameters(self._task_id, pending)
+        database.set_parameters(self._task_id, pending, secret_names=self._parameters.pending_secret_names())
         self._parameters.mark_written(pending)
+
+    def _unavailable_secret_message(self, name: str) -> str:
+        where = f"task run {self._task_id}" if self._task_id is not None else self.name
+        try:
+            variable = secret_parameter_variable(name)
+        except ValueError:
+            return (
+                f"parameter {name!r} of {where} is secret, and the task database keeps only its mask; "
+                "its value exists only in the process that set it"
+            )
+        return (
+            f"parameter {name!r} of {where} is secret, and the task database keeps only its mask; its "
+            f"value comes from environment variable {variable}, which is not set. In a pod the operator "
+            "sets it from spec.secretParameters; for etl-runtime run --local, set it and pass "
+            f"--secret-param {name}"
+        )
+
+    def _check_child_parameters(self, parameters: Mapping[str, Any] | None) -> None:
+        """Raise ParameterError for a child parameter that contains a secret value, which would be stored."""
+        if not parameters or not redacting():
+            return
+        for name, value in parameters.items():
+            text = repr(value)
+            if redact(text) != text or redact(str(value)) != str(value):
+                raise ParameterError(
+                    f"child parameter {name!r} contains the value of a secret parameter, and a child's "
+                    "parameters are stored in clear in its ETLTask and the task database; leave it out: "
+                    "a child inherits its parent's spec.secretParameters and reads them with get_parameter"
+                )
 
     # Config and databases
 

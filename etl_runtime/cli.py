@@ -1,8 +1,9 @@
 """Command line of the runtime: ``etl-runtime run``, ``manifest`` and ``upgrade-db``.
 
 The operator's pods run ``etl-runtime run`` with the task's identity in the environment. A
-developer runs a task class directly with ``etl-runtime run --local module.Class --param k=v``,
-and prints the ETLTask manifest that a class implies with ``etl-runtime manifest module.Class``.
+developer runs a task class directly with ``etl-runtime run --local module.Class --param k=v``
+(and ``--secret-param NAME`` for a secret parameter, whose value stays in the environment), and
+prints the ETLTask manifest that a class implies with ``etl-runtime manifest module.Class``.
 Exit codes of ``run``: 0 succeeded, 1 the task failed, 2 the task could not be started (invalid
 arguments, environment or task class), 128 + signal number when stopped (143 for SIGTERM).
 ``manifest`` exits with 2 when the class or an argument is invalid.
@@ -31,6 +32,7 @@ from etl_runtime._runner import (
     run_in_pod,
     run_local,
 )
+from etl_runtime._secrets import SECRET_PARAMETER_VARIABLE_PREFIX, check_secret_parameter_name
 from etl_runtime.taskdb import DATABASE_URL_VARIABLE, TaskDatabase
 
 log = logging.getLogger("etl_runtime.cli")
@@ -49,6 +51,20 @@ def parse_param(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw_value
     return name, value
+
+
+def parse_secret_param(text: str) -> str:
+    """Parse the NAME of ``--secret-param``, and reject a value given on the command line."""
+    if "=" in text:
+        raise argparse.ArgumentTypeError(
+            f"invalid secret parameter {text!r}: give only its name; the value comes from "
+            f"environment variable {SECRET_PARAMETER_VARIABLE_PREFIX}<NAME>, so that it never shows "
+            "in the command line"
+        )
+    try:
+        return check_secret_parameter_name(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="parameter for --local, repeatable; VALUE is parsed as JSON if valid, else kept as a string",
+    )
+    run.add_argument(
+        "--secret-param",
+        action="append",
+        type=parse_secret_param,
+        default=[],
+        metavar="NAME",
+        help="secret parameter for --local, repeatable; its value is read from "
+        f"${SECRET_PARAMETER_VARIABLE_PREFIX}<NAME in upper case>, and the task database stores it masked",
     )
     run.add_argument(
         "--database-url",
@@ -163,7 +188,7 @@ def command_run(parser: argparse.ArgumentParser, arguments: argparse.Namespace) 
     # None leaves the decision to $KUBE_ETL_NO_MAIL.
     no_mail = True if arguments.no_mail else None
     if not arguments.local:
-        for option in ("param", "database_url", "config", "display_name"):
+        for option in ("param", "secret_param", "database_url", "config", "display_name"):
             if getattr(arguments, option):
                 parser.error(f"--{option.replace('_', '-')} is only valid with --local")
         return run_in_pod(os.environ, no_mail=no_mail)
@@ -178,6 +203,7 @@ def command_run(parser: argparse.ArgumentParser, arguments: argparse.Namespace) 
         config_path=config_path_from(arguments),
         display_name=arguments.display_name,
         no_mail=no_mail,
+        secret_parameters=arguments.secret_param,
     )
 
 

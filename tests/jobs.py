@@ -6,6 +6,7 @@ pod the way a job module resolves in an image.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -61,9 +62,13 @@ class ParentOfThree(ETLTask):
 
 
 class ParentThatLeaves(ETLTask):
-    """Request the children named in the `children` parameter (task classes) and end without waiting."""
+    """Request the children named in the `children` parameter (task classes) and end without waiting.
+
+    The `delay_seconds` parameter (default 0) makes it wait that long before the requests.
+    """
 
     def load(self) -> None:
+        time.sleep(float(self.get_parameter("delay_seconds", 0)))
         for task_class in self.get_parameter("children"):
             self.add_child_task_to_scheduler(task_class, {"seconds": 1.0})
 
@@ -87,3 +92,22 @@ class ApprovingParent(ETLTask):
 
     def process_child_run_requested(self, child: ChildTask) -> bool:
         return child.display_name == "approve me"
+
+
+class CheckSecretToken(ETLTask):
+    """Check the secret parameter `api_token` against the `expected_sha256` parameter.
+
+    Records `token_matches` (whether the SHA-256 of the value it got is the expected one) and
+    `token_length`, and logs the token, so a test can check that the log masks it. The expected
+    value itself never reaches the job as an ordinary parameter. With `fail` true, it then raises
+    an error whose message contains the token.
+    """
+
+    def load(self) -> None:
+        token = self.get_parameter("api_token")
+        digest = hashlib.sha256(str(token).encode()).hexdigest()
+        self.statistics.set("token_matches", digest == self.get_parameter("expected_sha256"))
+        self.statistics.set("token_length", len(str(token)))
+        self.log.info("calling the API with token %s", token)
+        if self.get_parameter("fail", False):
+            raise RuntimeError(f"the API rejected token {token}")

@@ -7,6 +7,7 @@ migrations in ``migrations/``, applied by ``TaskDatabase.upgrade``.
 """
 
 from etl_runtime._errors import ParameterError
+from etl_runtime._secrets import SECRET_MASK
 from etl_runtime.taskdb._database import (
     CHILD_APPROVAL_CHANNEL,
     CHILD_REQUEST_CHANNEL,
@@ -21,6 +22,7 @@ from etl_runtime.taskdb._records import (
     ChildRequestNotFoundError,
     RunRecord,
     StatusChange,
+    StoredParameter,
     TaskDatabaseError,
     TaskNotFoundError,
 )
@@ -31,12 +33,14 @@ __all__ = [
     "CHILD_REQUEST_CHANNEL",
     "DATABASE_URL_VARIABLE",
     "REJECTED",
+    "SECRET_MASK",
     "TERMINAL_STATUSES",
     "ChildRequest",
     "ChildRequestNotFoundError",
     "ParameterError",
     "RunRecord",
     "StatusChange",
+    "StoredParameter",
     "TaskDatabase",
     "TaskDatabaseError",
     "TaskNotFoundError",

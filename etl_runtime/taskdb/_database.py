@@ -2,6 +2,8 @@
 
 The operator creates a run row per attempt and records phase changes. The runtime, inside the pod,
 reads the run's parameters and writes statistics, parameters set by the job, and the error text.
+Secret parameters are stored as ``SECRET_MASK`` with ``task_parameter.secret`` set, and once a
+parameter of a run is secret, no later write stores a value for it.
 A parent task's runtime requests child runs here, and the operator, which LISTENs on
 ``CHILD_REQUEST_CHANNEL`` and ``CHILD_APPROVAL_CHANNEL``, creates the child ETLTasks. All methods
 are synchronous, and each read or write is a single transaction.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Row,
+    case,
     create_engine,
     func,
     literal,
@@ -34,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 
 from etl_runtime._errors import ParameterError
 from etl_runtime._json import check_parameter_value, json_problem
+from etl_runtime._secrets import SECRET_MASK
 from etl_runtime.taskdb._records import (
     APPROVED,
     REJECTED,
@@ -43,6 +47,7 @@ from etl_runtime.taskdb._records import (
     ChildRequestNotFoundError,
     RunRecord,
     StatusChange,
+    StoredParameter,
     TaskDatabaseError,
     TaskNotFoundError,
 )
@@ -75,21 +80,63 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def parameter_rows(task_id: int, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Check parameter names and values, and return one ``task_parameter`` row per parameter."""
+def parameter_rows(
+    task_id: int, values: Mapping[str, Any], secret_names: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Check parameter names and values, and return one ``task_parameter`` row per parameter.
+
+    The parameters named in ``secret_names`` (compared case-insensitively) get the mask as their
+    value and ``secret`` set; their values are neither checked nor kept.
+    """
+    secret_keys = {name.lower() for name in secret_names if isinstance(name, str)}
     rows: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         if not isinstance(name, str) or not name:
             raise ParameterError(f"parameter name {name!r} is invalid: expected a non-empty string")
-        check_parameter_value(name, value)
         key = name.lower()
+        secret = key in secret_keys
+        if not secret:
+            check_parameter_value(name, value)
         if key in rows:
             raise ParameterError(
                 f"parameters {rows[key]['name']!r} and {name!r} differ only in case; "
                 "parameter names are case-insensitive, so give only one of them"
             )
-        rows[key] = {"task_id": task_id, "key": key, "name": name, "value": value}
+        rows[key] = {
+            "task_id": task_id,
+            "key": key,
+            "name": name,
+            "value": SECRET_MASK if secret else value,
+            "secret": secret,
+        }
     return list(rows.values())
+
+
+def run_parameter_values(parameters: Mapping[str, Any], secret_parameters: Collection[str]) -> dict[str, Any]:
+    """Return the parameters of a new run with the secret ones added as masks.
+
+    Raises ParameterError naming a parameter that is both a value and a secret, or a secret given twice.
+    """
+    values = dict(parameters)
+    keys = {name.lower(): name for name in values if isinstance(name, str)}
+    for name in secret_parameters:
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"secret parameter name {name!r} is invalid: expected a non-empty string")
+        earlier_name = keys.get(name.lower())
+        if earlier_name is not None and earlier_name in parameters:
+            raise ParameterError(
+                f"parameter {earlier_name!r} is given both as a value and as the secret parameter "
+                f"{name!r}; give it once: drop the value (spec.parameters or --param) to read it from "
+                "the secret"
+            )
+        if earlier_name is not None:
+            raise ParameterError(
+                f"secret parameters {earlier_name!r} and {name!r} name the same parameter, because "
+                "parameter names are case-insensitive; give it once"
+            )
+        keys[name.lower()] = name
+        values[name] = SECRET_MASK
+    return values
 
 
 # The task_run columns that RunRecord holds, selected by name so that a later column does not break it.
@@ -167,13 +214,17 @@ class TaskDatabase:
         parent_task_id: int | None = None,
         root_task_id: int | None = None,
         status: str = "Pending",
+        secret_parameters: Collection[str] = (),
     ) -> int:
         """Insert the run row of one attempt with its parameters and first status, and return its id.
 
-        Idempotent on ``(uid, attempt)``: when that attempt already has a row, its id is returned
-        and nothing is written, so a retried operator handler cannot create a second row.
+        ``secret_parameters`` names the parameters whose values come from a secret that never
+        reaches the database. They are stored as the mask, flagged secret. A name that is also
+        in ``parameters`` raises ParameterError. Idempotent on ``(uid, attempt)``: when that
+        attempt already has a row, its id is returned and nothing is written, so a retried
+        operator handler cannot create a second row.
         """
-        rows = parameter_rows(0, parameters)
+        rows = parameter_rows(0, run_parameter_values(parameters, secret_parameters), secret_parameters)
         with self._engine.begin() as connection:
             inserted = connection.execute(
                 insert(task_run)
@@ -347,15 +398,38 @@ class TaskDatabase:
             self._require_run(connection, task_id)
             return {row.name: row.value for row in connection.execute(query)}
 
-    def set_parameters(self, task_id: int, values: Mapping[str, Any]) -> None:
-        """Insert or replace parameters. A name that differs only in case replaces the stored one."""
-        rows = parameter_rows(task_id, values)
+    def parameter_records(self, task_id: int) -> list[StoredParameter]:
+        """Return the run's parameters with their secret flags, in the order of ``load_parameters``.
+
+        A secret parameter's value is the mask; its real value is not in the database.
+        """
+        query = select(task_parameter.c.name, task_parameter.c.value, task_parameter.c.secret).where(
+            task_parameter.c.task_id == task_id
+        )
+        with self._engine.connect() as connection:
+            self._require_run(connection, task_id)
+            return [StoredParameter(row.name, row.value, row.secret) for row in connection.execute(query)]
+
+    def set_parameters(
+        self, task_id: int, values: Mapping[str, Any], *, secret_names: Collection[str] = ()
+    ) -> None:
+        """Insert or replace parameters. A name that differs only in case replaces the stored one.
+
+        The parameters named in ``secret_names`` are stored as the mask and flagged secret. A
+        parameter that is already secret stays secret and keeps the mask, whatever value comes.
+        """
+        rows = parameter_rows(task_id, values, secret_names)
         if not rows:
             return
         statement = insert(task_parameter)
+        stored = task_parameter.c
         statement = statement.on_conflict_do_update(
             index_elements=["task_id", "key"],
-            set_={"name": statement.excluded.name, "value": statement.excluded.value},
+            set_={
+                "name": statement.excluded.name,
+                "value": case((stored.secret, stored.value), else_=statement.excluded.value),
+                "secret": stored.secret | statement.excluded.secret,
+            },
         )
         with self._engine.begin() as connection:
             self._require_run(connection, task_id, lock=True)

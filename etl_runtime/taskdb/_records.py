@@ -69,6 +69,15 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class StoredParameter:
+    """One ``task_parameter`` row. The value of a ``secret`` parameter is the mask, never the secret."""
+
+    name: str
+    value: Any
+    secret: bool
+
+
+@dataclass(frozen=True)
 class StatusChange:
     """One ``task_status_history`` row."""
 

@@ -56,7 +56,8 @@ task_run = Table(
     Index("task_run_root_task_id_idx", "root_task_id"),
 )
 
-# Parameters as JSON. ``key`` is the lower-cased name, which makes names case-insensitive.
+# Parameters as JSON. ``key`` is the lower-cased name, which makes names case-insensitive. A
+# ``secret`` parameter's value is always the mask "********"; the real value never reaches the table.
 task_parameter = Table(
     "task_parameter",
     metadata,
@@ -64,6 +65,7 @@ task_parameter = Table(
     Column("key", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("value", JSONB(none_as_null=False), nullable=False),
+    Column("secret", Boolean, nullable=False, server_default=false()),
 )
 
 task_status_history = Table(

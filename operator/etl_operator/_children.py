@@ -4,7 +4,8 @@ Job pods have no access to the Kubernetes API, so a parent asks for a child by i
 `task_child_request` and sending a NOTIFY. `ChildRequestListener` LISTENs for those notifications (and
 for approvals), creates each child ETLTask with `spec.parent` and an ownerReference to the parent, and
 records the child's name in the request. The reconciler keeps children that need approval in
-AwaitingApproval and parents whose pod finished in WaitingForChildren.
+AwaitingApproval and parents whose pod finished in WaitingForChildren. A child inherits its parent's
+secret parameters by reference, so their values never pass through a request.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def child_manifest(parent: Mapping[str, Any], request: ChildRequest) -> dict[str
     for field in INHERITED_FIELDS:
         if field in parent_spec:
             spec[field] = parent_spec[field]
+    # A parameter of the request replaces an inherited secret parameter of the same name.
+    requested = {str(name).lower() for name in request.parameters}
+    secret_parameters = [
+        entry
+        for entry in parent_spec.get("secretParameters") or ()
+        if str(entry.get("name", "")).lower() not in requested
+    ]
+    if secret_parameters:
+        spec["secretParameters"] = secret_parameters
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": KIND,

@@ -2,12 +2,15 @@
 
 The reconciler calls `build_pod` when a task is Starting. The pod runs `etl-runtime run`; the task's
 identity goes into its environment and the task database URL comes from a Secret, so the password never
-appears in the pod spec, the ETLTask or the operator's logs.
+appears in the pod spec, the ETLTask or the operator's logs. Secret parameters (spec.secretParameters)
+reach the pod the same way, each in its own variable, and `secret_parameter_hint` explains a pod that
+cannot start because one of their Secrets or keys is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from ._settings import OperatorSettings
@@ -40,6 +43,29 @@ def task_label_value(task_name: str) -> str:
     return f"{task_name[: MAX_LABEL_LENGTH - 11].rstrip('-.')}-{digest}"
 
 
+def secret_parameter_hint(view: TaskView, message: str) -> str:
+    """Return what to fix when `message`, why the pod cannot start, names a Secret of spec.secretParameters.
+
+    The kubelet's message names a missing Secret without the key, and a missing key without the
+    parameter, so the hint names all three. Returns "" when no secret parameter's Secret is named.
+    """
+    # The kubelet's message for a missing key. The message for a missing Secret names no key.
+    missing_key = re.search(r"couldn't find key (\S+) in Secret", message)
+    hints = []
+    for parameter in view.spec.secret_parameters:
+        if missing_key is not None and missing_key.group(1) != parameter.key:
+            continue
+        # Secret names are DNS subdomains: a name matches only where no name character continues it.
+        if re.search(rf"(?<![-.a-z0-9]){re.escape(parameter.secret_name)}(?![-.a-z0-9])", message):
+            hints.append(
+                f"secret parameter {parameter.name} needs key {parameter.key} in Secret "
+                f"{parameter.secret_name} of namespace {view.namespace}"
+            )
+    if not hints:
+        return ""
+    return f"; {'; '.join(hints)}: create the Secret or add the key, or correct spec.secretParameters"
+
+
 def build_pod(
     view: TaskView,
     *,
@@ -64,6 +90,14 @@ def build_pod(
             },
         },
     ]
+    # The operator never reads these values: the kubelet resolves them when it starts the container.
+    env.extend(
+        {
+            "name": parameter.variable,
+            "valueFrom": {"secretKeyRef": {"name": parameter.secret_name, "key": parameter.key}},
+        }
+        for parameter in view.spec.secret_parameters
+    )
     # An attempt that will be retried sends no mail; the last one does if it fails.
     will_retry = view.attempt <= view.spec.retries.limit
     if view.spec.no_mail or not view.spec.notify_email or will_retry:

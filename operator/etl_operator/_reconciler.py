@@ -25,7 +25,7 @@ from etl_runtime.taskdb import APPROVED, REJECTED, ChildRequestNotFoundError, Ta
 
 from ._children import ANNOTATION_CHILD_REQUEST
 from ._kube import ApiError, Conflict, KubeClient, NotFound
-from ._pods import LABEL_TASK, build_pod, pod_name
+from ._pods import LABEL_TASK, build_pod, pod_name, secret_parameter_hint
 from ._rules import AdmissionResult, admit, claims_of, evaluate_dependencies, find_cycle
 from ._settings import OperatorSettings
 from ._spec import API_GROUP, API_VERSION, KIND, TaskView
@@ -574,6 +574,7 @@ class Reconciler:
             task_class=view.spec.task,
             display_name=view.spec.display_name,
             parameters=view.spec.parameters,
+            secret_parameters=[parameter.name for parameter in view.spec.secret_parameters],
             pod_name=pod_name(view.name, attempt),
             parent_task_id=parent_id,
             root_task_id=root_id,
@@ -876,6 +877,7 @@ class Reconciler:
             message = (
                 f"pod {view.pod_name} cannot start: {waiting['reason']}: {waiting.get('message', '')}".strip()
             )
+            message += secret_parameter_hint(view, str(waiting.get("message") or ""))
             body = self._store.body(view.key) or {}
             if (body.get("status") or {}).get("message") == message:
                 return

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from etl_runtime import secret_parameter_variable
+
 from .phases import Phase
 
 API_GROUP = "etl.kube-etl.io"
@@ -34,6 +36,23 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class SecretParameter:
+    """One entry of spec.secretParameters: a parameter whose value is a key of a Secret.
+
+    The operator never reads the value. The pod gets it in `variable` through a secretKeyRef, and
+    the task database stores the parameter masked.
+    """
+
+    name: str
+    secret_name: str
+    key: str
+
+    @property
+    def variable(self) -> str:
+        return secret_parameter_variable(self.name)
+
+
+@dataclass(frozen=True)
 class Retries:
     limit: int = 0
     backoff_seconds: int = 30
@@ -47,6 +66,7 @@ class TaskSpec:
     display_name: str | None = None
     image: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    secret_parameters: tuple[SecretParameter, ...] = ()
     depends_on: tuple[Dependency, ...] = ()
     mutually_exclusive_with: tuple[str, ...] = ()
     allow_concurrent_runs: bool = False
@@ -106,13 +126,15 @@ def parse_spec(spec: Mapping[str, Any]) -> TaskSpec:
             )
         depends_on.append(Dependency(name=name or None, task_pattern=pattern or None))
 
+    parameters = dict(spec.get("parameters") or {})
     retries = spec.get("retries") or {}
     config = spec.get("config") or {}
     return TaskSpec(
         task=task,
         display_name=spec.get("displayName"),
         image=spec.get("image"),
-        parameters=dict(spec.get("parameters") or {}),
+        parameters=parameters,
+        secret_parameters=parse_secret_parameters(spec.get("secretParameters") or (), parameters),
         depends_on=tuple(depends_on),
         mutually_exclusive_with=tuple(spec.get("mutuallyExclusiveWith") or ()),
         allow_concurrent_runs=bool(spec.get("allowConcurrentRuns", False)),
@@ -131,6 +153,42 @@ def parse_spec(spec: Mapping[str, Any]) -> TaskSpec:
         notify_email=tuple((spec.get("notify") or {}).get("email") or ()),
         no_mail=bool((spec.get("notify") or {}).get("noMail", False)),
     )
+
+
+def parse_secret_parameters(entries: Any, parameters: Mapping[str, Any]) -> tuple[SecretParameter, ...]:
+    """Build the entries of spec.secretParameters, raising InvalidSpecError for a name given twice.
+
+    Parameter names are case-insensitive, so a secret parameter may share its name, in any case,
+    neither with another secret parameter nor with a key of spec.parameters.
+    """
+    parameter_names = {name.lower(): name for name in parameters}
+    result: list[SecretParameter] = []
+    for index, entry in enumerate(entries):
+        where = f"spec.secretParameters[{index}]"
+        reference = entry.get("secretKeyRef") or {}
+        name, secret_name, key = entry.get("name"), reference.get("name"), reference.get("key")
+        if not name or not secret_name or not key:
+            raise InvalidSpecError(
+                f"{where} must set name, secretKeyRef.name and secretKeyRef.key, got {dict(entry)!r}"
+            )
+        try:
+            secret_parameter_variable(name)
+        except ValueError as exc:
+            raise InvalidSpecError(f"{where}: {exc}") from exc
+        if name.lower() in parameter_names:
+            raise InvalidSpecError(
+                f"parameter {parameter_names[name.lower()]!r} is in spec.parameters and, as {name!r}, in "
+                "spec.secretParameters (names are case-insensitive); remove it from spec.parameters, "
+                f"since its value comes from key {key} of Secret {secret_name}"
+            )
+        for earlier in result:
+            if earlier.name.lower() == name.lower():
+                raise InvalidSpecError(
+                    f"secret parameters {earlier.name!r} and {name!r} in spec.secretParameters name the "
+                    "same parameter (names are case-insensitive); keep one of them"
+                )
+        result.append(SecretParameter(name=name, secret_name=secret_name, key=key))
+    return tuple(result)
 
 
 def view_of(body: Mapping[str, Any]) -> TaskView:

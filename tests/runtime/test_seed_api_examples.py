@@ -104,6 +104,30 @@ def test_parameters_written_back(
         assert reader.get_parameter("cursor", None) is None
 
 
+def test_secret_parameters_stay_masked(
+    run_local: Callable[..., subprocess.CompletedProcess[str]], task_database: TaskDatabase
+) -> None:
+    token = f"token-{uuid.uuid4().hex}"
+    result = run_local(
+        "seed_api.secret_parameters.SignRequests",
+        *("--secret-param", "api_token", "--param", 'cities=["Seattle", "Tacoma"]'),
+        env={"KUBE_ETL_SECRET_PARAMETER_API_TOKEN": token},
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
+    assert "signed the request for Tacoma with token ********" in result.stdout
+    assert "'api_token': '********'" in result.stdout
+    assert "'session_key': '********'" in result.stdout
+    task_id = only_local_run(task_database, "sign-requests").id
+    assert task_database.load_parameters(task_id) == {
+        "api_token": "********",
+        "cities": ["Seattle", "Tacoma"],
+        "session_key": "********",
+    }
+    assert task_database.read_statistics(task_id)["task.requests_signed"] == 2
+
+
 def test_config_databases_write_scratch_table(
     run_local: Callable[..., subprocess.CompletedProcess[str]], task_database: TaskDatabase, tmp_path: Path
 ) -> None:
