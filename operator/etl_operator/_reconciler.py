@@ -119,6 +119,7 @@ class Reconciler:
         self._ready: set[Key] = set()
         self._reserved: dict[Key, TaskView] = {}
         self._last_admission = AdmissionResult()
+        self._admission_requested = False
         # (ETLTask uid, pod name) of the pods this process created, so a create is not repeated before
         # its watch event arrives. A task deleted and created again under its name has a new uid.
         self._pods_created: set[tuple[str, str]] = set()
@@ -186,7 +187,7 @@ class Reconciler:
                 )
                 self._namespace_limits.pop(name, None)
         if self._namespace_limits.get(name) != previous:
-            self._admission_pass()
+            self._request_admission()
 
     def node_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Track which nodes are not Ready, and wake the running tasks whose pods are on them."""
@@ -354,7 +355,7 @@ class Reconciler:
             if view.spec.parent:
                 self.enqueue((view.namespace, view.spec.parent))
         if change.released_claims:
-            self._admission_pass()
+            self._request_admission()
 
     def _on_deleted(self, change: Change) -> None:
         view = change.previous
@@ -372,7 +373,7 @@ class Reconciler:
         for key in self._store.dependents_of(view):
             self.enqueue(key)
         if view.phase in ACTIVE_PHASES:
-            self._admission_pass()
+            self._request_admission()
 
     async def _record_deleted(self, view: TaskView) -> None:
         assert view.task_id is not None
@@ -394,12 +395,24 @@ class Reconciler:
     def _limit_for(self, namespace: str) -> int:
         return self._namespace_limits.get(namespace, self._settings.max_concurrent_tasks)
 
-    def _admission_pass(self, current: Key | None = None) -> None:
-        """Admit every ready task whose claims are free, in queue order, and wake the admitted ones.
+    def _request_admission(self) -> None:
+        """Run one admission pass soon; requests made before it runs share that pass.
+
+        A thousand tasks created at once, or a burst of finished ones, then cost one pass over the
+        waiting tasks instead of one pass per reconcile.
+        """
+        if not self._admission_requested:
+            self._admission_requested = True
+            asyncio.get_running_loop().call_soon(self._admission_pass)
+
+    def _admission_pass(self) -> None:
+        """Admit every ready task whose claims are free, in queue order, and wake the tasks it decided.
 
         The pass reads and writes only memory and never awaits, so two passes never interleave: this
-        is what makes claims all-or-nothing within one operator process.
+        is what makes claims all-or-nothing within one operator process. It wakes the admitted tasks,
+        and the blocked ones whose status does not say Blocked yet or is due for a refresh.
         """
+        self._admission_requested = False
         candidates: list[TaskView] = []
         for key in list(self._ready):
             view = self._store.view(key)
@@ -418,7 +431,11 @@ class Reconciler:
         for view in result.admitted:
             self._ready.discard(view.key)
             self._reserved[view.key] = view
-            if view.key != current:
+            self.enqueue(view.key)
+        for view in candidates:
+            if view.key in self._reserved:
+                continue
+            if view.phase != Phase.BLOCKED or view.task_id is None or view.key in self._refresh:
                 self.enqueue(view.key)
         self._last_admission = result
 
@@ -506,14 +523,15 @@ class Reconciler:
             await self._set_waiting(view, dependencies.waiting_for, dependencies.missing)
             return
 
-        # The admission decision is made in memory before any await, so queue order is kept.
+        # The admission decision is made in memory by one pass over every ready task, so queue order
+        # is kept; the pass wakes this task again when it has decided.
         self._ready.add(view.key)
-        if view.key not in self._reserved:
-            self._admission_pass(current=view.key)
         if view.key in self._reserved:
             await self._start(view)
-        else:
+        elif view.key in self._last_admission.blocked_by or view.key in self._last_admission.over_limit:
             await self._set_blocked(view)
+        else:
+            self._request_admission()
 
     async def _approval_given(self, view: TaskView) -> bool:
         """Return True once the parent approved the run; otherwise park the task or end it Cancelled."""
@@ -634,9 +652,7 @@ class Reconciler:
         over_limit = view.key in result.over_limit
         if not blockers and not over_limit:
             # Admission has not looked at this task in its latest pass; the next pass will.
-            self._admission_pass(current=view.key)
-            if view.key in self._reserved:
-                await self._start(view)
+            self._request_admission()
             return
         refresh = view.key in self._refresh
         self._refresh.discard(view.key)
@@ -726,7 +742,7 @@ class Reconciler:
 
     def _release_reservation(self, key: Key) -> None:
         if self._reserved.pop(key, None) is not None:
-            self._admission_pass()
+            self._request_admission()
 
     # Active tasks: the pod of the current attempt
 

@@ -145,6 +145,36 @@ class AdmissionResult:
     over_limit: set[tuple[str, str]] = field(default_factory=set)
 
 
+class _NamespaceHolders:
+    """The claim holders of one namespace, grouped by what they can conflict with."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.all: list[TaskView] = []
+        self.by_class: dict[str, list[TaskView]] = {}
+        # Holders with spec.mutuallyExclusiveWith entries: they may conflict with a task of any class.
+        self.listing: list[TaskView] = []
+
+    def add(self, holder: TaskView) -> None:
+        self.count += 1
+        self.all.append(holder)
+        self.by_class.setdefault(holder.spec.task, []).append(holder)
+        if holder.spec.mutually_exclusive_with:
+            self.listing.append(holder)
+
+    def conflicting(self, candidate: TaskView) -> tuple[str, ...]:
+        """Return the names of the holders that conflict with `candidate`, sorted.
+
+        A candidate without mutuallyExclusiveWith entries can only conflict with holders of its own
+        class and with holders that list something, so only those are compared.
+        """
+        if candidate.spec.mutually_exclusive_with:
+            pool: Iterable[TaskView] = self.all
+        else:
+            pool = (*self.by_class.get(candidate.spec.task, ()), *self.listing)
+        return tuple(sorted({holder.name for holder in pool if conflicts(candidate, holder)}))
+
+
 def admit(
     candidates: Iterable[TaskView],
     holders: Iterable[TaskView],
@@ -157,22 +187,21 @@ def admit(
     candidates after it. A candidate that is blocked does not hold back later candidates whose own claims
     are free. `limit_for(namespace)` returns the namespace's limit, 0 for none.
     """
-    held = list(holders)
-    running_per_namespace: dict[str, int] = {}
-    for holder in held:
-        running_per_namespace[holder.namespace] = running_per_namespace.get(holder.namespace, 0) + 1
+    by_namespace: dict[str, _NamespaceHolders] = {}
+    for holder in holders:
+        by_namespace.setdefault(holder.namespace, _NamespaceHolders()).add(holder)
 
     result = AdmissionResult()
     for candidate in sorted(candidates, key=lambda view: view.queue_order):
-        blockers = tuple(sorted(holder.name for holder in held if conflicts(candidate, holder)))
+        held = by_namespace.setdefault(candidate.namespace, _NamespaceHolders())
+        blockers = held.conflicting(candidate)
         if blockers:
             result.blocked_by[candidate.key] = blockers
             continue
         limit = limit_for(candidate.namespace)
-        if limit and running_per_namespace.get(candidate.namespace, 0) >= limit:
+        if limit and held.count >= limit:
             result.over_limit.add(candidate.key)
             continue
         result.admitted.append(candidate)
-        held.append(candidate)
-        running_per_namespace[candidate.namespace] = running_per_namespace.get(candidate.namespace, 0) + 1
+        held.add(candidate)
     return result

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from typing import Any
 
-from etl_operator._rules import admit, claims_of, conflicts, evaluate_dependencies, find_cycle
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etl_operator._rules import (
+    AdmissionResult,
+    admit,
+    claims_of,
+    conflicts,
+    evaluate_dependencies,
+    find_cycle,
+)
 from etl_operator._spec import TaskView
 
 from .factories import task_view
@@ -175,6 +187,67 @@ def test_concurrency_limit_holds_back_extra_tasks() -> None:
     result = admit(waiters, [running], lambda namespace: 2)
     assert [view.name for view in result.admitted] == ["w0"]
     assert result.over_limit == {("default", "w1"), ("default", "w2")}
+
+
+def admit_by_comparing_all(
+    candidates: list[TaskView], holders: list[TaskView], limit_for: Callable[[str], int]
+) -> AdmissionResult:
+    """The admission rule written plainly: every candidate is compared with every holder."""
+    held = list(holders)
+    result = AdmissionResult()
+    for candidate in sorted(candidates, key=lambda view: view.queue_order):
+        blockers = tuple(sorted(holder.name for holder in held if conflicts(candidate, holder)))
+        if blockers:
+            result.blocked_by[candidate.key] = blockers
+            continue
+        limit = limit_for(candidate.namespace)
+        if limit and sum(1 for holder in held if holder.namespace == candidate.namespace) >= limit:
+            result.over_limit.add(candidate.key)
+            continue
+        result.admitted.append(candidate)
+        held.append(candidate)
+    return result
+
+
+generated_task = st.fixed_dictionaries(
+    {
+        "namespace": st.sampled_from(["blue", "green"]),
+        "task": st.sampled_from(["jobs.A", "jobs.B", "jobs.load_fact", "jobs.load_dim"]),
+        "lists": st.lists(st.sampled_from(["jobs.load_*", "jobs.A", "t3", "lock", "t*"]), max_size=2),
+        "concurrent": st.booleans(),
+        "priority": st.integers(min_value=0, max_value=2),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tasks=st.lists(generated_task, min_size=1, max_size=14),
+    holder_count=st.integers(min_value=0, max_value=5),
+    limit=st.integers(min_value=0, max_value=4),
+)
+def test_indexed_admission_matches_comparing_every_pair(
+    tasks: list[dict[str, Any]], holder_count: int, limit: int
+) -> None:
+    views = [
+        task_view(
+            f"t{index}",
+            entry["task"],
+            namespace=entry["namespace"],
+            phase="Running" if index < holder_count else None,
+            created=f"2026-12-04T10:00:{index:02d}Z",
+            mutuallyExclusiveWith=entry["lists"],
+            allowConcurrentRuns=entry["concurrent"],
+            priority=entry["priority"],
+        )
+        for index, entry in enumerate(tasks)
+    ]
+    holders, candidates = views[:holder_count], views[holder_count:]
+    expected = admit_by_comparing_all(candidates, holders, lambda namespace: limit)
+    actual = admit(candidates, holders, lambda namespace: limit)
+    assert [view.key for view in actual.admitted] == [view.key for view in expected.admitted]
+    assert actual.blocked_by == expected.blocked_by
+    assert actual.over_limit == expected.over_limit
 
 
 def test_store_drops_managed_fields() -> None:
