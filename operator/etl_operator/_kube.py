@@ -21,6 +21,9 @@ from ._spec import API_GROUP, API_VERSION, PLURAL
 
 T = TypeVar("T")
 
+# Objects per page when the operator lists its ETLTasks at start.
+LIST_PAGE_SIZE = 500
+
 
 class ApiError(RuntimeError):
     """The apiserver rejected a request."""
@@ -84,19 +87,35 @@ class KubeClient:
         return await loop.run_in_executor(self._executor, call)
 
     async def list_tasks(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """List ETLTasks in every namespace, or only in `namespaces` when it is not empty."""
-        if namespaces:
-            results = [
-                await self._call(
-                    self._custom.list_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL
-                )
-                for namespace in namespaces
-            ]
-        else:
-            results = [
-                await self._call(self._custom.list_cluster_custom_object, API_GROUP, API_VERSION, PLURAL)
-            ]
-        items: list[dict[str, Any]] = [item for result in results for item in result.get("items", [])]
+        """List ETLTasks in every namespace, or only in `namespaces` when it is not empty.
+
+        The list is read in pages of LIST_PAGE_SIZE, so that ten thousand tasks never sit in memory
+        as one response beside the objects parsed from it.
+        """
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces or (None,):
+            token: str | None = None
+            while True:
+                options: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+                if token:
+                    options["_continue"] = token
+                if namespace is None:
+                    page = await self._call(
+                        self._custom.list_cluster_custom_object, API_GROUP, API_VERSION, PLURAL, **options
+                    )
+                else:
+                    page = await self._call(
+                        self._custom.list_namespaced_custom_object,
+                        API_GROUP,
+                        API_VERSION,
+                        namespace,
+                        PLURAL,
+                        **options,
+                    )
+                items.extend(page.get("items", []))
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
         for item in items:
             item.setdefault("apiVersion", f"{API_GROUP}/{API_VERSION}")
         return items

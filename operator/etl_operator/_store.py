@@ -7,6 +7,7 @@ wins, so a late watch event never overwrites what a patch response already showe
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -71,7 +72,12 @@ class TaskStore:
     """ETLTask bodies and views by (namespace, name), pods by (namespace, pod name), and indexes."""
 
     def __init__(self) -> None:
+        # Bodies of tasks that may still change phase, and of finished tasks as compact JSON: a
+        # finished task's body is rarely read, and as bytes it takes a sixth of the memory.
         self._bodies: dict[Key, dict[str, Any]] = {}
+        self._finished_bodies: dict[Key, bytes] = {}
+        # (uid, resourceVersion) of every stored task, to compare with a newer one without decoding.
+        self._versions: dict[Key, tuple[str, int]] = {}
         self._views: dict[Key, TaskView] = {}
         self._invalid: dict[Key, str] = {}
         self._pods: dict[Key, dict[str, Any]] = {}
@@ -93,20 +99,30 @@ class TaskStore:
         """Store a newer version of an ETLTask; return None when the stored one is as new or newer."""
         metadata = body.get("metadata") or {}
         key = (metadata["namespace"], metadata["name"])
-        stored = self._bodies.get(key)
-        if stored is not None and _resource_version(stored) > _resource_version(body):
+        stored = self._versions.get(key)
+        version = _resource_version(body)
+        same_object = stored is not None and stored[0] == metadata.get("uid")
+        if stored is not None and same_object and stored[1] >= version:
+            # The watch delivers again what the start-up list or a patch response already stored.
             return None
-        if stored is not None and stored.get("metadata", {}).get("uid") != metadata.get("uid"):
+        if stored is not None and not same_object:
             # The same name was deleted and created again; forget the old object first.
             self.remove(key)
         previous = self._views.get(key)
-        self._bodies[key] = _compact(body)
+        compact = _compact(body)
         try:
-            current: TaskView | None = view_of(body)
+            current: TaskView | None = view_of(compact)
             self._invalid.pop(key, None)
         except (InvalidSpecError, KeyError, TypeError, ValueError) as error:
             current = None
             self._invalid[key] = str(error)
+        self._versions[key] = (str(metadata.get("uid")), version)
+        if current is not None and current.phase in TERMINAL_PHASES:
+            self._bodies.pop(key, None)
+            self._finished_bodies[key] = json.dumps(compact, separators=(",", ":")).encode()
+        else:
+            self._finished_bodies.pop(key, None)
+            self._bodies[key] = compact
         self._unindex(key, previous)
         if current is not None:
             self._views[key] = current
@@ -118,12 +134,19 @@ class TaskStore:
     def remove(self, key: Key) -> Change:
         previous = self._views.pop(key, None)
         self._bodies.pop(key, None)
+        self._finished_bodies.pop(key, None)
+        self._versions.pop(key, None)
         self._invalid.pop(key, None)
         self._unindex(key, previous)
         return Change(previous=previous, current=None)
 
     def body(self, key: Key) -> dict[str, Any] | None:
-        return self._bodies.get(key)
+        """Return the stored body. A finished task's body is decoded anew on each call."""
+        body = self._bodies.get(key)
+        if body is not None:
+            return body
+        finished = self._finished_bodies.get(key)
+        return json.loads(finished) if finished is not None else None
 
     def view(self, key: Key) -> TaskView | None:
         return self._views.get(key)
@@ -135,13 +158,17 @@ class TaskStore:
         return self._invalid.get(key)
 
     def task_keys(self) -> Iterator[Key]:
-        return iter(list(self._bodies))
+        return iter(list(self._versions))
 
     def unfinished_in(self, namespace: str) -> Iterator[TaskView]:
         for key in self._unfinished.get(namespace, ()):
             view = self._views.get(key)
             if view is not None:
                 yield view
+
+    def unfinished(self) -> list[TaskView]:
+        """Tasks in any namespace that are not in a terminal phase."""
+        return [view for namespace in list(self._unfinished) for view in self.unfinished_in(namespace)]
 
     def active(self) -> list[TaskView]:
         return [self._views[key] for key in self._active if key in self._views]
