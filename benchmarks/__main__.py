@@ -144,7 +144,7 @@ def summarize(results: JSON) -> JSON:
         per_task = [writes_per_task(run["writes"], run["tasks"]) for run in runs["chain"]]
         summary["chain_writes_per_task"] = per_task[len(per_task) // 2]
     if runs.get("history"):
-        empty = [latency_summary(run["empty"])["p50_ms"] for run in runs["history"]]
+        empty = [latency_summary(run["empty"] + run["empty_after"])["p50_ms"] for run in runs["history"]]
         loaded = [latency_summary(run["loaded"])["p50_ms"] for run in runs["history"]]
         summary["admission_p50_ms"] = {"empty": over_runs(empty), "loaded": over_runs(loaded)}
         summary["admission_change"] = statistics.median(loaded) / statistics.median(empty) - 1
@@ -177,12 +177,22 @@ def run(arguments: argparse.Namespace) -> JSON:
         if "history" in selected:
             runs["history"] = []
             for _ in range(arguments.repeats):
+                # The empty samples come before the insert and after the delete, so a drift of the
+                # machine's load during the run falls on both sides of the comparison.
+                _measure.settle_database(env)
                 empty = _measure.admission(env, arguments.admission_samples, arguments.timeout)
                 inserted = _measure.insert_history(env, arguments.history_runs)
                 loaded = _measure.admission(env, arguments.admission_samples, arguments.timeout)
                 deleted = _measure.delete_history(env)
+                empty_after = _measure.admission(env, arguments.admission_samples, arguments.timeout)
                 runs["history"].append(
-                    {"empty": empty, "loaded": loaded, "insert_seconds": inserted, "delete_seconds": deleted}
+                    {
+                        "empty": empty,
+                        "loaded": loaded,
+                        "empty_after": empty_after,
+                        "insert_seconds": inserted,
+                        "delete_seconds": deleted,
+                    }
                 )
                 progress("history", runs["history"][-1])
         for names, repeats in (
