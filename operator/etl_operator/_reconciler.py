@@ -848,9 +848,10 @@ class Reconciler:
         pod_status = pod.get("status") or {}
         pod_phase = pod_status.get("phase")
         pod_metadata = pod.get("metadata") or {}
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if node_name in self._nodes_down_since and pod_phase not in ("Succeeded", "Failed"):
-            await self._fail_when_node_stays_down(view, str(node_name))
+        node_name = str((pod.get("spec") or {}).get("nodeName"))
+        node_down_since = self._nodes_down_since.get(node_name) or _marked_not_ready_since(pod_status)
+        if node_down_since is not None and pod_phase not in ("Succeeded", "Failed"):
+            await self._fail_when_node_stays_down(view, node_name, node_down_since)
             return
         if pod_metadata.get("deletionTimestamp") and pod_phase not in ("Succeeded", "Failed"):
             await self._fail_when_deletion_stalls(view, pod_metadata)
@@ -870,13 +871,13 @@ class Reconciler:
             )
             await self._attempt_failed(view, exit_code=exit_code, reason=reason, detail=detail)
 
-    async def _fail_when_node_stays_down(self, view: TaskView, node_name: str) -> None:
+    async def _fail_when_node_stays_down(self, view: TaskView, node_name: str, since: datetime) -> None:
         """Fail the attempt whose pod runs on a node that has not been Ready for node_lost_seconds.
 
         Caveat: Kubernetes stops evicting pods when every node of a zone is down (a single-node
         cluster, for one), so the operator does not wait for an eviction that may never come.
         """
-        give_up_at = self._nodes_down_since[node_name] + timedelta(seconds=self._settings.node_lost_seconds)
+        give_up_at = since + timedelta(seconds=self._settings.node_lost_seconds)
         await self._fail_as_lost_at(
             view,
             give_up_at,
@@ -1277,6 +1278,27 @@ class Reconciler:
             await self._kube.create_event(str(metadata.get("namespace")), event)
         except ApiError as error:
             logger.debug("posting an Event for ETLTask %s failed: %s", metadata.get("name"), error)
+
+
+def _marked_not_ready_since(pod_status: Mapping[str, Any]) -> datetime | None:
+    """Return when the node lifecycle controller marked a running pod not Ready, or None.
+
+    When a node stops reporting, the controller sets the Ready condition of each of its pods to False
+    and leaves ContainersReady as the node last reported it. A running job pod (no probes, no
+    readiness gates) with Ready False but ContainersReady True is such a pod. This is how an operator
+    limited to namespaces, which may not watch Nodes, learns that a node is lost.
+    """
+    if pod_status.get("phase") != "Running":
+        return None
+    conditions = {item.get("type"): item for item in pod_status.get("conditions") or ()}
+    ready = conditions.get("Ready") or {}
+    containers_ready = conditions.get("ContainersReady") or {}
+    if ready.get("status") != "False" or containers_ready.get("status") != "True":
+        return None
+    since = ready.get("lastTransitionTime")
+    if not since:
+        return None
+    return datetime.fromisoformat(str(since).replace("Z", "+00:00"))
 
 
 _ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b|cannot start|failed")

@@ -120,8 +120,8 @@ def register_cluster_watches() -> None:
     """Watch Nodes (lost nodes fail their attempts) and Namespaces (per-namespace limits).
 
     Only an operator that watches the whole cluster registers these: a namespaced operator's Roles
-    cannot grant cluster-scoped reads, so it relies on pod deletion alone to notice a lost node, and
-    on the operator-wide concurrency limit.
+    cannot grant cluster-scoped reads, so it learns of a lost node from its pods' Ready condition,
+    and uses the operator-wide concurrency limit.
     """
     kopf.on.event("", "v1", "nodes")(on_node_event)
     kopf.on.event("", "v1", "namespaces")(on_namespace_event)
