@@ -548,8 +548,8 @@ class Reconciler:
             await self._set_waiting(view, dependencies.waiting_for, dependencies.missing)
             return
 
-        # The admission decision is made in memory by one pass over every ready task, so queue order
-        # is kept; the pass wakes this task again when it has decided.
+        # One in-memory pass over every ready task decides admission, so queue order is kept. The
+        # pass enqueues this task again once it has decided.
         self._ready.add(view.key)
         if view.key in self._reserved:
             await self._start(view)
@@ -949,8 +949,8 @@ class Reconciler:
                 conditions=(Condition(ConditionType.POD_READY, True, Reason.POD_RUNNING),),
             ),
             task_id=view.task_id,
-            # The Starting Event already named the pod, and the pod's own Events say when it started;
-            # leaving this one out keeps a dependent task's life at 8 API writes.
+            # The Starting Event already named the pod, and the pod's own Events record when it
+            # started. Without this Event a task that waited for a dependency costs 8 API writes.
             event=False,
         )
 

@@ -26,7 +26,7 @@ def pod_status(phase: str, ready: str, containers_ready: str) -> dict[str, Any]:
     }
 
 
-def test_running_pod_marked_not_ready_counts_from_the_mark() -> None:
+def test_marked_pod_counts_from_mark() -> None:
     since = _marked_not_ready_since(pod_status("Running", "False", "True"))
     assert since == datetime(2026, 12, 4, 10, 0, 30, tzinfo=UTC)
 

@@ -29,7 +29,7 @@ def test_same_or_older_version_is_not_stored_again() -> None:
     assert view is not None and view.phase == "Succeeded"
 
 
-def test_task_created_again_under_its_name_replaces_the_finished_one() -> None:
+def test_recreated_task_replaces_finished_one() -> None:
     store = TaskStore()
     store.upsert(task_body("a", phase="Failed", resource_version="9"))
     again = task_body("a", resource_version="3")
