@@ -4,7 +4,8 @@
 later version of the pod object to it. The worker writes the pod's volumes, starts the init containers one
 after another and then all containers, and patches the pod status (`Running`, then `Succeeded` or
 `Failed`). On deletion, on `activeDeadlineSeconds` or on runner shutdown it stops the processes with
-SIGTERM and, after the grace period, SIGKILL.
+SIGTERM and, after the grace period, SIGKILL. While the API server cannot be reached (it restarts, say),
+the processes run on and the worker retries its status patches until the server is back.
 
 Each container process runs in a session of its own, with stdout and stderr in
 `STATE_DIR/pods/NAMESPACE_POD/CONTAINER.log` and its PID in `CONTAINER.pid` beside it, so that a later
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import urllib3
 
 from etl_localcluster._kubeapi import KubeApi, KubeApiError
 from etl_localcluster._podspec import (
@@ -51,7 +54,12 @@ START_FAILURE_EXIT_CODE = 128
 TERMINATION_MESSAGE_MAX_LINES = 80
 TERMINATION_MESSAGE_MAX_BYTES = 2048
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
-_STATUS_PATCH_ATTEMPTS = 5
+# A status patch that fails for a reason that may pass (the API server is unreachable or responds with
+# 5xx or 429) is retried this long, with a delay that doubles up to the second value.
+_STATUS_PATCH_RETRY_SECONDS = 300.0
+_STATUS_PATCH_MAX_DELAY_SECONDS = 5.0
+# Errors of a request that did not reach the API server or got no complete response.
+_UNREACHABLE_ERRORS = (OSError, urllib3.exceptions.HTTPError)
 _MAX_CONFIG_RETRY_SECONDS = 10.0
 
 
@@ -104,6 +112,8 @@ class ApiObjectSource:
                 # The node authorizer allows reading a Secret only after the API server has linked it to
                 # a pod on this node, which can take a moment after the pod is bound: retry later.
                 raise ContainerConfigError(f"could not read {path}: {error.status} {error.reason}") from error
+            except _UNREACHABLE_ERRORS as error:
+                raise ContainerConfigError(f"could not read {path}: {error}") from error
         return self._cache[path]
 
 
@@ -640,7 +650,8 @@ class PodWorker(threading.Thread):
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"
         body = {"metadata": {"uid": self.uid}, "status": status}
         delay = 0.2
-        for attempt in range(1, _STATUS_PATCH_ATTEMPTS + 1):
+        deadline = time.monotonic() + _STATUS_PATCH_RETRY_SECONDS
+        while True:
             try:
                 self._api.patch(path, body)
                 return
@@ -648,24 +659,32 @@ class PodWorker(threading.Thread):
                 if error.status in (404, 409):
                     # The pod is gone, or a new pod with the same name has another UID.
                     return
-                if 400 <= error.status < 500:
+                if 400 <= error.status < 500 and error.status != 429:
                     logger.warning(
                         "pod %s/%s: status patch rejected: %s", self.namespace, self.pod_name, error
                     )
                     return
                 failure: Exception = error
-            except OSError as error:
+            except _UNREACHABLE_ERRORS as error:
                 failure = error
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    "pod %s/%s: giving up the status patch after %.0f s: %s",
+                    self.namespace,
+                    self.pod_name,
+                    _STATUS_PATCH_RETRY_SECONDS,
+                    failure,
+                )
+                return
             logger.warning(
-                "pod %s/%s: status patch failed (attempt %d of %d): %s",
+                "pod %s/%s: status patch failed, retrying in %.1f s: %s",
                 self.namespace,
                 self.pod_name,
-                attempt,
-                _STATUS_PATCH_ATTEMPTS,
+                delay,
                 failure,
             )
             time.sleep(delay)
-            delay *= 2
+            delay = min(delay * 2, _STATUS_PATCH_MAX_DELAY_SECONDS)
 
     def _delete_pod_object(self) -> None:
         """Delete the pod object with grace period 0, as kubelet does once the containers have stopped."""
@@ -676,6 +695,9 @@ class PodWorker(threading.Thread):
         except KubeApiError as error:
             if error.status not in (404, 409):
                 logger.warning("pod %s/%s: delete failed: %s", self.namespace, self.pod_name, error)
+        except _UNREACHABLE_ERRORS as error:
+            # The pod watch fails as well then, and the runner's next listing deletes the pod.
+            logger.warning("pod %s/%s: delete failed: %s", self.namespace, self.pod_name, error)
 
 
 def stop_recorded_processes(pid_files: Iterable[Path], pod_uid: str | None = None) -> list[str]:

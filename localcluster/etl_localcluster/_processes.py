@@ -130,16 +130,18 @@ def start_process(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
+    append: bool = False,
 ) -> ProcessRecord:
     """Start ARGV in a new session with stdout and stderr written to LOG_PATH, and return its record.
 
-    LOG_PATH is truncated first: each start of the local cluster is a new cluster.
+    LOG_PATH is truncated first, because each start of the local cluster is a new cluster. With APPEND
+    the output is appended to LOG_PATH instead, so a component restarted in place keeps its earlier log.
 
     USER runs the process as that system user (the caller must be root); its supplementary groups
     are dropped.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    with log_path.open("ab" if append else "wb") as log:
         try:
             process = subprocess.Popen(
                 list(argv),

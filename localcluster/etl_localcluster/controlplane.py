@@ -5,6 +5,8 @@ small certificate authority and the credentials of every component, then starts 
 (waiting for `/readyz`), kube-controller-manager and kube-scheduler, each in a session of its own with
 its output in `STATE_DIR/logs/NAME.log`. The PIDs go to `STATE_DIR/controlplane.json`, so another
 process (`etl-localcluster down`) can stop them with `ControlPlane.load(STATE_DIR).stop()`.
+`ControlPlane.restart_api_server` stops kube-apiserver and starts it again on the same port with the same
+certificates and etcd data, for the fault tests.
 
 There is no kubelet. The pod runner (`etl_localcluster.podrunner`) is a stand-in for it.
 """
@@ -15,6 +17,8 @@ import base64
 import json
 import logging
 import shutil
+import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +33,10 @@ from etl_localcluster._processes import (
     ProcessRecord,
     free_port,
     is_alive,
+    signal_group,
     start_process,
     stop_process,
+    wait_until_ended,
     wait_until_ports_closed,
 )
 
@@ -398,6 +404,71 @@ class ControlPlane:
                 _http.url_returns_ok(f"https://127.0.0.1:{port}/healthz", unverified),
                 _COMPONENT_READY_TIMEOUT_SECONDS,
             )
+
+    def restart_api_server(self, down_seconds: float = 0.0, *, kill: bool = False) -> ProcessRecord:
+        """Stop kube-apiserver, start it again in place and return the record of the new process.
+
+        The stop sends SIGTERM, and SIGKILL if the server still runs after 10 s. With KILL it sends SIGKILL
+        at once, as a crash would. Once the port has closed, the server stays down for DOWN_SECONDS. Then
+        it starts with the same command line, so the port, certificates and etcd data are the same: every
+        kubeconfig keeps working and every object is still there. The new PID replaces the old one in
+        controlplane.json before the method waits for `/readyz`. The new output is appended to the log.
+        """
+        if not self.is_running():
+            raise ControlPlaneError(
+                f"the control plane recorded in {self.state_dir} does not run, so kube-apiserver cannot "
+                "be restarted in place; start the control plane first"
+            )
+        ports = self._recorded_ports()
+        index = [record.name for record in self.processes].index("kube-apiserver")
+        old = self.processes[index]
+        try:
+            if kill:
+                signal_group(old, signal.SIGKILL)
+                if not wait_until_ended(old, _STOP_TIMEOUT_SECONDS):
+                    raise ProcessError(f"kube-apiserver (PID {old.pid}) still runs after SIGKILL")
+            else:
+                stop_process(old, _STOP_TIMEOUT_SECONDS)
+        except ProcessError as error:
+            raise ControlPlaneError(str(error)) from error
+        still_open = wait_until_ports_closed(old.ports, _PORT_CLOSE_TIMEOUT_SECONDS)
+        if still_open:
+            raise ControlPlaneError(
+                f"port {still_open[0]} on 127.0.0.1 is still open after kube-apiserver stopped"
+            )
+        time.sleep(down_seconds)
+
+        argv = api_server_command(self.bin_dir / "kube-apiserver", self.layout, ports)
+        try:
+            record = start_process(
+                old.name, argv, self.layout.log(old.name), ports=(ports.api_server,), append=True
+            )
+        except ProcessError as error:
+            raise ControlPlaneError(str(error)) from error
+        self.processes[index] = record
+        self._write_state()
+        admin_tls = _http.client_tls_context(
+            self.layout.cert("ca"), self.layout.cert("admin"), self.layout.key("admin")
+        )
+        try:
+            _http.wait_until_ready(
+                record,
+                _http.url_returns_ok(f"{self.api_server_url}/readyz", admin_tls),
+                _API_SERVER_READY_TIMEOUT_SECONDS,
+            )
+        except _http.NotReadyError as error:
+            raise ControlPlaneError(str(error)) from error
+        logger.info("restarted kube-apiserver on port %d (PID %d)", ports.api_server, record.pid)
+        return record
+
+    def _recorded_ports(self) -> Ports:
+        """Return the ports of the running components, as their records in controlplane.json name them."""
+        by_name = {record.name: record.ports for record in self.processes}
+        etcd_client, etcd_peer = by_name["etcd"]
+        (api_server,) = by_name["kube-apiserver"]
+        (controller_manager,) = by_name["kube-controller-manager"]
+        (scheduler,) = by_name["kube-scheduler"]
+        return Ports(etcd_client, etcd_peer, api_server, controller_manager, scheduler)
 
     def _start(self, name: str, argv: list[str], *ports: int) -> ProcessRecord:
         record = start_process(name, argv, self.layout.log(name), ports=ports)

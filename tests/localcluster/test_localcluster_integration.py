@@ -19,6 +19,7 @@ from etl_localcluster import cli
 from etl_localcluster._kubeapi import KubeApi
 from etl_localcluster._processes import ProcessRecord, is_alive, is_running
 from etl_localcluster.cluster import LocalCluster
+from etl_localcluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 
@@ -319,3 +320,29 @@ def test_restarted_runner_marks_running_pod_lost(api: KubeApi, local_cluster: Lo
     assert pod["status"]["reason"] == "NodeLost"
     assert not is_alive(process)
     assert Path(local_cluster.state_dir / "pods" / f"default_{name}" / "main.pid").exists() is False
+
+
+def test_api_server_restarts_in_place(api: KubeApi, local_cluster: LocalCluster) -> None:
+    control_plane = local_cluster.control_plane
+    (old,) = [record for record in control_plane.processes if record.name == "kube-apiserver"]
+    name = unique_name("through")
+    api.create(PODS, pod_manifest(name, ["sleep", "1"]))
+    running = wait_for_pod(api, name, phase_is("Running"))
+
+    new = control_plane.restart_api_server(down_seconds=3, kill=True)
+
+    assert not is_alive(old)
+    assert new.pid != old.pid
+    assert new.ports == old.ports
+    recorded = ControlPlane.load(local_cluster.state_dir)
+    assert recorded.is_running()
+    assert recorded.api_server_url == control_plane.api_server_url
+    assert [record.pid for record in recorded.processes if record.name == "kube-apiserver"] == [new.pid]
+    # The pod ended while the apiserver was down, so the pod runner reports it once the apiserver is back.
+    ended = wait_for_pod(api, name, phase_is("Succeeded", "Failed"), timeout=60)
+    assert ended["metadata"]["uid"] == running["metadata"]["uid"]
+    assert ended["status"]["phase"] == "Succeeded", ended["status"]
+    later = unique_name("later")
+    api.create(PODS, pod_manifest(later, ["true"]))
+    assert wait_for_pod(api, later, phase_is("Succeeded", "Failed"))["status"]["phase"] == "Succeeded"
+    assert local_cluster.is_running()

@@ -1,4 +1,4 @@
-"""Unit tests for starting, identifying and stopping the local cluster's background processes."""
+"""Unit tests for starting, identifying, stopping and restarting the local cluster's background processes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from etl_localcluster._processes import (
     ProcessRecord,
@@ -17,8 +19,10 @@ from etl_localcluster._processes import (
     start_process,
     stop_process,
     tail,
+    wait_until_ended,
     wait_until_ports_closed,
 )
+from etl_localcluster.controlplane import ControlPlane, ControlPlaneError
 
 
 def test_started_process_runs_in_own_session(tmp_path: Path) -> None:
@@ -81,6 +85,14 @@ def test_output_goes_to_log_file(tmp_path: Path) -> None:
     assert tail(log, 1) == "err"
 
 
+def test_append_keeps_earlier_log(tmp_path: Path) -> None:
+    log = tmp_path / "restarted.log"
+    for text in ("first", "second"):
+        record = start_process("echo", ["echo", text], log, append=text == "second")
+        assert wait_until_ended(record, 5)
+    assert log.read_text().splitlines() == ["first", "second"]
+
+
 def test_port_checks_follow_listener() -> None:
     port = free_port()
     assert not is_port_open(port)
@@ -90,3 +102,9 @@ def test_port_checks_follow_listener() -> None:
         assert is_port_open(port)
         assert wait_until_ports_closed([port], 0.2) == [port]
     assert wait_until_ports_closed([port], 1.0) == []
+
+
+def test_api_server_restart_needs_running_control_plane(tmp_path: Path) -> None:
+    control_plane = ControlPlane(tmp_path / "bin", tmp_path / "state")
+    with pytest.raises(ControlPlaneError, match="does not run"):
+        control_plane.restart_api_server()
