@@ -2,7 +2,9 @@
 
 The official client is synchronous, so each call runs in a thread of a dedicated pool. Errors come back
 as three exception types that the reconciler acts on: Conflict (re-read and retry), NotFound, and
-ApiError for the rest, with the status code and the apiserver's message.
+ApiError for the rest, with the status code and the apiserver's message. A request that got no response
+(the apiserver is down or restarting, or the connection broke) raises ApiUnavailable, a ConnectionError,
+so callers retry it like any other lost connection.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -40,6 +43,10 @@ class Conflict(ApiError):
 
 class NotFound(ApiError):
     """The object does not exist."""
+
+
+class ApiUnavailable(ConnectionError):
+    """A request that got no response, because the apiserver could not be reached or broke the connection."""
 
 
 def _translate(error: ApiException) -> ApiError:
@@ -83,6 +90,8 @@ class KubeClient:
                 return function(*args, **kwargs)
             except ApiException as error:
                 raise _translate(error) from error
+            except urllib3.exceptions.HTTPError as error:
+                raise ApiUnavailable(f"no response from the apiserver: {error}") from error
 
         return await loop.run_in_executor(self._executor, call)
 

@@ -1,8 +1,10 @@
 """Leader election through a coordination.k8s.io Lease, so that one replica of the operator acts at a time.
 
 The start-up handler calls `acquire` before the operator lists anything: a standby replica waits there
-while the leader renews the Lease. Losing the Lease ends the process at once (the pod restarts as a
-standby), because two replicas that both admit tasks could start conflicting tasks together.
+while the leader renews the Lease, also while the apiserver cannot be reached. Losing the Lease ends the
+process at once (the pod restarts as a standby), because two replicas that both admit tasks could start
+conflicting tasks together. A leader that cannot reach the apiserver keeps acting until its last renewal
+is almost `duration_seconds` old, then exits the same way: by then a standby may take the Lease.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -25,10 +28,19 @@ logger = logging.getLogger("etl_operator")
 
 # Exit code of a replica that lost its Lease; its pod restarts and waits as a standby.
 LOST_LEASE_EXIT_CODE = 75
+# A request that fails with one of these does not show who holds the Lease: the apiserver returned an
+# error status, could not be reached, broke the connection or did not respond in time.
+_REQUEST_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 def _micro_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return str(error) or type(error).__name__
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -57,19 +69,35 @@ class LeaderElector:
 
     async def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        # A request that hangs must not keep `keep` from noticing that the Lease runs out.
+        kwargs["_request_timeout"] = self._settings.renew_seconds
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
     async def acquire(self) -> None:
-        """Wait until this replica holds the Lease."""
+        """Wait until this replica holds the Lease, also while the apiserver cannot be reached."""
         announced = False
-        while not await self._try_acquire():
-            if not announced:
-                logger.info(
-                    "standing by: Lease %s/%s is held by another replica",
+        while True:
+            try:
+                if await self._try_acquire():
+                    break
+            except _REQUEST_ERRORS as error:
+                if isinstance(error, ApiException) and (error.status or 0) < 500:
+                    raise
+                logger.warning(
+                    "reading Lease %s/%s failed; retrying in %.0f s: %s",
                     self._settings.namespace,
                     self._settings.name,
+                    self._settings.renew_seconds,
+                    _describe(error),
                 )
-                announced = True
+            else:
+                if not announced:
+                    logger.info(
+                        "standing by: Lease %s/%s is held by another replica",
+                        self._settings.namespace,
+                        self._settings.name,
+                    )
+                    announced = True
             await asyncio.sleep(self._settings.renew_seconds)
         logger.info(
             "leading: this replica (%s) holds Lease %s/%s",
@@ -79,21 +107,28 @@ class LeaderElector:
         )
 
     async def keep(self) -> None:
-        """Renew the Lease until cancelled; end the process when it cannot be renewed in time."""
-        last_renewal = utc_now()
+        """Renew the Lease until cancelled; end the process when it cannot be renewed in time.
+
+        The process ends 2 s before the Lease could expire after the last renewal that got through, also
+        while a renewal request hangs, so that a standby that takes the Lease over never acts beside it.
+        """
+        loop = asyncio.get_running_loop()
+        margin = self._settings.duration_seconds - 2
+        deadline = loop.time() + margin
         while True:
-            await asyncio.sleep(self._settings.renew_seconds)
+            await asyncio.sleep(max(0.0, min(self._settings.renew_seconds, deadline - loop.time())))
+            started = loop.time()
+            if started >= deadline:
+                self._exit("could not renew it in time")
             try:
-                held = await self._try_acquire()
-            except ApiException as error:
-                logger.warning("renewing Lease %s failed: %s", self._settings.name, error.reason)
-                held = (utc_now() - last_renewal).total_seconds() < self._settings.duration_seconds - 2
-                if not held:
-                    self._exit("could not renew it in time")
+                held = await asyncio.wait_for(self._try_acquire(), timeout=deadline - started)
+            except _REQUEST_ERRORS as error:
+                # TimeoutError, from wait_for, is an OSError.
+                logger.warning("renewing Lease %s failed: %s", self._settings.name, _describe(error))
                 continue
             if not held:
                 self._exit("another replica took it")
-            last_renewal = utc_now()
+            deadline = started + margin
 
     def _exit(self, cause: str) -> None:
         logger.error(
@@ -117,8 +152,8 @@ class LeaderElector:
                 await self._run(
                     self._api.replace_namespaced_lease, self._settings.name, self._settings.namespace, lease
                 )
-        except ApiException as error:
-            logger.warning("releasing Lease %s failed: %s", self._settings.name, error.reason)
+        except _REQUEST_ERRORS as error:
+            logger.warning("releasing Lease %s failed: %s", self._settings.name, _describe(error))
         self._executor.shutdown(wait=False)
 
     async def _read(self) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from etl_runtime.taskdb import APPROVED, REJECTED, ChildRequestNotFoundError, TaskDatabase, TaskDatabaseError
 
 from ._children import ANNOTATION_CHILD_REQUEST
-from ._kube import ApiError, Conflict, KubeClient, NotFound
+from ._kube import ApiError, ApiUnavailable, Conflict, KubeClient, NotFound
 from ._pods import LABEL_TASK, build_pod, pod_name, secret_parameter_hint
 from ._rules import AdmissionResult, admit, claims_of, evaluate_dependencies, find_cycle
 from ._settings import OperatorSettings
@@ -319,7 +319,7 @@ class Reconciler:
         )
         try:
             self._apply(await self._kube.patch_task_status(key[0], key[1], patch))
-        except ApiError as patch_error:
+        except (ApiError, ApiUnavailable) as patch_error:
             logger.debug("ETLTask %s/%s: setting TaskDatabaseReady failed: %s", key[0], key[1], patch_error)
 
     def _call_later(self, key: Key, delay: float) -> None:
@@ -1276,7 +1276,7 @@ class Reconciler:
         }
         try:
             await self._kube.create_event(str(metadata.get("namespace")), event)
-        except ApiError as error:
+        except (ApiError, ApiUnavailable) as error:
             logger.debug("posting an Event for ETLTask %s failed: %s", metadata.get("name"), error)
 
 

@@ -2,13 +2,16 @@
 
 kopf owns the watch streams, reconnects and the liveness endpoint; every handler here only
 hands the event to the Reconciler, which owns all decisions. The handlers are `async` so that they run
-on the event loop that owns the store, never on a thread.
+on the event loop that owns the store, never on a thread. The child request listener runs beside them
+for the operator's whole life: should it fail with an error it does not handle itself, it is logged and
+started again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -25,6 +28,26 @@ from ._spec import API_GROUP, API_VERSION, PLURAL
 from ._store import TaskStore
 
 logger = logging.getLogger("etl_operator")
+
+# Seconds before a background loop that failed unexpectedly starts again.
+RESTART_DELAY_SECONDS = 5.0
+
+
+async def keep_running(description: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run LOOP until it returns or is cancelled; log any other error and start it again.
+
+    A loop that ends with an error would otherwise stop without a word, because nothing awaits its
+    asyncio task before the operator shuts down.
+    """
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s failed; starting it again in %.0f s", description, RESTART_DELAY_SECONDS)
+        await asyncio.sleep(RESTART_DELAY_SECONDS)
 
 
 @kopf.on.startup()
@@ -65,7 +88,9 @@ async def start_operator(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     reconciler.prime(tasks, pods)
     reconciler.start()
     listener = ChildRequestListener(operator_settings.database_url, database, kube, store, reconciler.enqueue)
-    memo["child_listener"] = asyncio.create_task(listener.run(), name="child-request-listener")
+    memo["child_listener"] = asyncio.create_task(
+        keep_running("listening for child requests", listener.run), name="child-request-listener"
+    )
     memo["reconciler"] = reconciler
     memo["kube"] = kube
     memo["database"] = database
