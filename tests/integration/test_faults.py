@@ -1,4 +1,5 @@
-"""Faults while tasks run: the operator killed again and again, stopped politely, and pods lost."""
+"""Faults while tasks run: the operator killed again and again, stopped politely, pods lost, and the
+apiserver restarted under the operator."""
 
 from __future__ import annotations
 
@@ -223,3 +224,59 @@ def test_database_outage_during_run_keeps_statistics(
     assert taskdb.read_statistics(status["taskId"])["task.rows_read"] == 1
     history = [change.status for change in taskdb.status_history(status["taskId"])]
     assert history[-2:] == ["Running", "Succeeded"]
+
+
+def test_api_server_restart_mid_run(
+    tasks: Tasks, operator: OperatorProcess, taskdb: TaskDatabase, test_cluster: ClusterUnderTest
+) -> None:
+    local = test_cluster.local
+    if local is None:
+        pytest.skip(
+            "restarting kube-apiserver needs the local cluster's control plane, and "
+            "KUBE_ETL_TEST_KUBECONFIG names another cluster"
+        )
+    # The Sleep tasks allow concurrent runs, so that only their dependencies order them.
+    # The apiserver rejects new connections from its SIGTERM on, and is back only after 5 s down and its
+    # start. In that time "short" ends and the parent requests its child. "long" runs on after the
+    # apiserver is back, and the other two wait on their dependencies through the restart.
+    tasks.create("short", parameters={"seconds": 2}, allowConcurrentRuns=True)
+    tasks.create("long", parameters={"seconds": 30}, allowConcurrentRuns=True)
+    tasks.create(
+        "parent",
+        "tests.jobs.ParentThatLeaves",
+        parameters={"children": ["tests.jobs.Sleep"], "delay_seconds": 2},
+    )
+    tasks.create(
+        "after-short", dependsOn=[{"name": "short"}], parameters={"seconds": 0.2}, allowConcurrentRuns=True
+    )
+    tasks.create(
+        "after-both",
+        dependsOn=[{"name": "short"}, {"name": "long"}],
+        parameters={"seconds": 0.2},
+        allowConcurrentRuns=True,
+    )
+    for name in ("short", "long", "parent"):
+        tasks.wait_for_phase(name, "Running", timeout=60)
+    assert tasks.status("after-both")["phase"] == "Waiting"
+
+    local.control_plane.restart_api_server(down_seconds=5)
+    tasks.create("after-restart", parameters={"seconds": 0.2}, allowConcurrentRuns=True)
+
+    names = ["short", "long", "parent", "after-short", "after-both", "after-restart"]
+    statuses = {name: tasks.wait_until_finished(name, timeout=180) for name in names}
+    children = [name for name in tasks.task_names() if name.startswith("parent-c")]
+    assert len(children) == 1, f"the parent should have one child, not {children}"
+    statuses[children[0]] = tasks.wait_until_finished(children[0], timeout=60)
+
+    assert operator.running, f"the operator exited; see {operator.log_path}"
+    assert {name: status["phase"] for name, status in statuses.items()} == dict.fromkeys(
+        statuses, "Succeeded"
+    )
+    assert tasks.pod_names() == {f"{name}-1" for name in statuses}
+    for name, status in statuses.items():
+        runs = taskdb.runs_for(tasks.namespace, name)
+        assert [(run.attempt, run.id, run.status) for run in runs] == [(1, status["taskId"], "Succeeded")]
+    for name, dependencies in {"after-short": ["short"], "after-both": ["short", "long"]}.items():
+        start = interval(taskdb, statuses[name]["taskId"])[0]
+        for dependency in dependencies:
+            assert interval(taskdb, statuses[dependency]["taskId"])[1] <= start
