@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from etl_localcluster.cluster import LocalCluster
 from etl_runtime.taskdb import TaskDatabase
@@ -116,6 +116,9 @@ class Environment:
             database.upgrade()
             database.dispose()
             self.engine: Engine = create_engine(self.taskdb_url)
+            # The superuser on the task database, for CHECKPOINT, which its own role may not run.
+            admin_url = make_url(self.cluster.postgres.admin_url).set(database="kube_etl")
+            self.admin_engine: Engine = create_engine(admin_url)
             self.kube = Kube(self.kubeconfig)
             self._install_crd()
         except BaseException:
@@ -129,6 +132,7 @@ class Environment:
     def close(self) -> None:
         self.operator.stop()
         self.engine.dispose()
+        self.admin_engine.dispose()
         self.cluster.stop()
         if not self.keep:
             shutil.rmtree(self.work_dir, ignore_errors=True)

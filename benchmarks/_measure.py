@@ -421,7 +421,7 @@ def settle_database(env: Environment) -> None:
     The work that a bulk insert or delete leaves for autovacuum and the checkpointer then does not fall
     into the next samples.
     """
-    with env.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with env.admin_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE task_run"))
         connection.execute(text("VACUUM ANALYZE task_status_history"))
         connection.execute(text("CHECKPOINT"))
