@@ -482,6 +482,7 @@ class Reconciler:
         if is_terminal(view.phase):
             self._reserved.pop(key, None)
             self._ready.discard(key)
+            await self._report_ignored_edit(view, body)
             await self._delete_when_expired(view, body)
             return
         if view.deleting:
@@ -1157,15 +1158,43 @@ class Reconciler:
         if is_terminal(status.get("phase")):
             return
         reason = self._store.invalid_reason(key) or "the spec is invalid"
-        patch = status_patch(
-            body,
-            Transition(phase=Phase.FAILED, message=f"invalid spec: {reason}", reason=Reason.INVALID_SPEC),
-            now=self._clock(),
+        message = f"invalid spec: {reason}"
+        # No task database row is written: the operator cannot tell what the run would be.
+        transition = Transition(
+            phase=Phase.FAILED,
+            message=message,
+            reason=Reason.INVALID_SPEC,
+            conditions=(Condition(ConditionType.COMPLETE, False, Reason.INVALID_SPEC, message),),
+            fields={"completionTime": format_time(self._clock())},
         )
-        patch["status"]["completionTime"] = format_time(self._clock())
+        patch = status_patch(body, transition, now=self._clock())
         updated = await self._kube.patch_task_status(key[0], key[1], patch)
         self._apply(updated)
         logger.warning("ETLTask %s/%s failed: invalid spec: %s", key[0], key[1], reason)
+        self._spawn(self._post_event(updated, "Warning", transition))
+
+    async def _report_ignored_edit(self, view: TaskView, body: Mapping[str, Any]) -> None:
+        """Say once, in an Event, that a finished task's spec was changed to no effect.
+
+        Setting status.observedGeneration to the new generation marks the change as seen, so each
+        edit costs one status patch and one Event.
+        """
+        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        observed = int((body.get("status") or {}).get("observedGeneration") or 0)
+        if not observed or generation <= observed:
+            return
+        message = (
+            f"the spec changed after the task finished (generation {generation}); a finished "
+            "task never runs again, and only ttlSecondsAfterFinished still takes effect. To run it again, "
+            "delete the ETLTask and create it anew"
+        )
+        updated = await self._kube.patch_task_status(
+            view.namespace, view.name, {"status": {"observedGeneration": generation}}
+        )
+        self._apply(updated)
+        logger.info("%s: %s", _describe(view), message)
+        event = Transition(phase=str(view.phase), message=message, reason=Reason.SPEC_CHANGE_IGNORED)
+        self._spawn(self._post_event(updated, "Warning", event))
 
     async def _finish(
         self,

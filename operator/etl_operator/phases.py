@@ -82,6 +82,7 @@ class Reason(StrEnum):
     RETRY_SCHEDULED = "RetryScheduled"
     CANCELLED = "Cancelled"
     INVALID_SPEC = "InvalidSpec"
+    SPEC_CHANGE_IGNORED = "SpecChangeIgnored"
     APPROVAL_PENDING = "ApprovalPending"
     APPROVED = "Approved"
     REJECTED = "Rejected"

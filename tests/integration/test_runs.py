@@ -207,3 +207,57 @@ def test_missing_config_secret_is_reported(tasks: Tasks) -> None:
         tasks.namespace, {"metadata": {"name": "does-not-exist"}, "stringData": {"config.ini": "[x]\n"}}
     )
     assert tasks.wait_until_finished("no-config", timeout=60)["phase"] == "Succeeded"
+
+
+def events_of(tasks: Tasks, name: str) -> list[Any]:
+    return list(
+        tasks.core.list_namespaced_event(tasks.namespace, field_selector=f"involvedObject.name={name}").items
+    )
+
+
+def test_invalid_spec_posts_warning_event(tasks: Tasks) -> None:
+    # A name in both parameters and secretParameters passes the schema; only the operator can reject it.
+    tasks.create(
+        "twice-named",
+        parameters={"token": "x"},
+        secretParameters=[{"name": "token", "secretKeyRef": {"name": "s", "key": "k"}}],
+    )
+
+    status = tasks.wait_until_finished("twice-named")
+    deadline = time.monotonic() + 10
+    while not events_of(tasks, "twice-named") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert status["phase"] == "Failed"
+    complete = {item["type"]: item for item in status["conditions"]}["Complete"]
+    assert complete["status"] == "False"
+    assert complete["reason"] == "InvalidSpec"
+    events = events_of(tasks, "twice-named")
+    assert [(event.type, event.reason) for event in events] == [("Warning", "InvalidSpec")]
+    assert "invalid spec: parameter 'token'" in events[0].message
+
+
+def test_edit_after_finish_is_reported(tasks: Tasks) -> None:
+    tasks.create("edited-late", parameters={"seconds": 0})
+    finished = tasks.wait_until_finished("edited-late")
+
+    edited = tasks.patch_spec("edited-late", {"parameters": {"seconds": 5}})
+    status = tasks.wait_for(
+        "edited-late",
+        lambda status: status.get("observedGeneration") == edited["metadata"]["generation"],
+        description="the edit to be seen",
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ignored = [event for event in events_of(tasks, "edited-late") if event.reason == "SpecChangeIgnored"]
+        if ignored:
+            break
+        time.sleep(0.1)
+
+    assert finished["phase"] == "Succeeded"
+    assert status["phase"] == "Succeeded"
+    assert status["completionTime"] == finished["completionTime"]
+    assert len(ignored) == 1
+    assert ignored[0].type == "Warning"
+    assert "delete the ETLTask and create it anew" in ignored[0].message
+    assert tasks.pod_names() == {"edited-late-1"}
