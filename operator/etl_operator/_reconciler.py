@@ -10,6 +10,7 @@ only tasks that still wait. Terminal tasks cost nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import re
@@ -858,7 +859,7 @@ class Reconciler:
             await self._fail_when_deletion_stalls(view, pod_metadata)
             return
         if pod_phase == "Pending" and view.phase == Phase.STARTING:
-            await self._report_stuck_pod(view, pod_status)
+            await self._report_stuck_pod(view, pod)
         elif pod_phase == "Running" and view.phase == Phase.STARTING:
             await self._set_running(view)
         elif pod_phase == "Succeeded":
@@ -911,8 +912,14 @@ class Reconciler:
             return
         await self._attempt_failed(view, exit_code=None, reason=Reason.POD_LOST, detail=detail)
 
-    async def _report_stuck_pod(self, view: TaskView, pod_status: Mapping[str, Any]) -> None:
-        """Show in the task's status why its pod cannot start, such as a missing Secret or image."""
+    async def _report_stuck_pod(self, view: TaskView, pod: Mapping[str, Any]) -> None:
+        """Show in the task's status why its pod cannot start, such as a missing Secret or image.
+
+        A pod that still cannot start start_timeout_seconds after it was created is deleted, and its
+        attempt fails: the task holds its claims while the pod waits, so it would block every task that
+        conflicts with it until a person fixes the cause.
+        """
+        pod_status = pod.get("status") or {}
         for container in pod_status.get("containerStatuses") or ():
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") not in STUCK_CONTAINER_REASONS:
@@ -921,6 +928,8 @@ class Reconciler:
                 f"pod {view.pod_name} cannot start: {waiting['reason']}: {waiting.get('message', '')}".strip()
             )
             message += secret_parameter_hint(view, str(waiting.get("message") or ""))
+            if await self._give_up_starting(view, pod, message):
+                return
             body = self._store.body(view.key) or {}
             if (body.get("status") or {}).get("message") == message:
                 return
@@ -938,6 +947,31 @@ class Reconciler:
                 event_type="Warning",
             )
             return
+
+    async def _give_up_starting(self, view: TaskView, pod: Mapping[str, Any], message: str) -> bool:
+        """Delete the pod and fail its attempt once start_timeout_seconds have passed since its creation.
+
+        Return whether it did; until then, the task is checked again when the time comes.
+        """
+        timeout = self._settings.start_timeout_seconds
+        created = (pod.get("metadata") or {}).get("creationTimestamp")
+        if not timeout or not created:
+            return False
+        give_up_at = datetime.fromisoformat(str(created).replace("Z", "+00:00")) + timedelta(seconds=timeout)
+        remaining = (give_up_at - self._clock()).total_seconds()
+        if remaining > 0:
+            self._call_later(view.key, remaining)
+            return False
+        name = str((pod.get("metadata") or {}).get("name"))
+        with contextlib.suppress(NotFound):
+            await self._kube.delete_pod(view.namespace, name, grace_period_seconds=0)
+        await self._attempt_failed(
+            view,
+            exit_code=None,
+            reason=Reason.POD_NOT_STARTING,
+            detail=f"{message}; gave up after {timeout} s (KUBE_ETL_START_TIMEOUT_SECONDS)",
+        )
+        return True
 
     async def _set_running(self, view: TaskView) -> None:
         assert view.task_id is not None

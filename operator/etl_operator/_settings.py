@@ -31,6 +31,9 @@ class OperatorSettings:
     # Seconds a job pod stays on a node that stopped reporting before Kubernetes evicts it; the attempt
     # then fails (or retries) once the eviction's grace period has passed.
     node_lost_seconds: int = 60
+    # Seconds a job pod may wait for a cause that needs a person (a missing Secret, an image that
+    # cannot be pulled) before its attempt fails, which releases the task's claims; 0 waits forever.
+    start_timeout_seconds: int = 600
     # Most tasks Starting or Running at once in a namespace; 0 means no limit. A namespace annotation
     # etl.kube-etl.io/max-concurrent-tasks overrides it.
     max_concurrent_tasks: int = 0
@@ -60,6 +63,7 @@ class OperatorSettings:
             pod_service_account=env.get("KUBE_ETL_POD_SERVICE_ACCOUNT", defaults.pod_service_account),
             termination_grace_seconds=_int(env, "KUBE_ETL_TERMINATION_GRACE_SECONDS", 30, minimum=0),
             node_lost_seconds=_int(env, "KUBE_ETL_NODE_LOST_SECONDS", 60, minimum=0),
+            start_timeout_seconds=_int(env, "KUBE_ETL_START_TIMEOUT_SECONDS", 600, minimum=0),
             max_concurrent_tasks=_int(env, "KUBE_ETL_MAX_CONCURRENT_TASKS", 0, minimum=0),
             safety_interval_seconds=float(_int(env, "KUBE_ETL_SAFETY_INTERVAL_SECONDS", 60, minimum=1)),
             workers=_int(env, "KUBE_ETL_WORKERS", 16, minimum=1),

@@ -168,6 +168,7 @@ def test_operator_settings_become_environment(tools: Tools) -> None:
     assert environment["KUBE_ETL_WORKERS"] == "16"
     assert environment["KUBE_ETL_TERMINATION_GRACE_SECONDS"] == "30"
     assert environment["KUBE_ETL_NODE_LOST_SECONDS"] == "60"
+    assert environment["KUBE_ETL_START_TIMEOUT_SECONDS"] == "600"
     assert environment["KUBE_ETL_RETENTION_DAYS"] == "0"
     assert "--verbose" in operator_container(deployment)["args"]
 

@@ -280,3 +280,43 @@ def test_api_server_restart_mid_run(
         start = interval(taskdb, statuses[name]["taskId"])[0]
         for dependency in dependencies:
             assert interval(taskdb, statuses[dependency]["taskId"])[1] <= start
+
+
+def test_pod_that_cannot_start_gives_up_its_claims(
+    tasks: Tasks, operator: OperatorProcess, test_cluster: ClusterUnderTest, taskdb: TaskDatabase
+) -> None:
+    # The session's operator waits 600 s for such a pod; this one gives up after 5 s.
+    operator.stop()
+    impatient = OperatorProcess(
+        {
+            "KUBECONFIG": str(test_cluster.kubeconfig),
+            "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
+            "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
+            "KUBE_ETL_START_TIMEOUT_SECONDS": "5",
+        },
+        test_cluster.work_dir,
+        name="impatient-operator",
+    )
+    try:
+        impatient.start()
+        tasks.create(
+            "no-secret",
+            mutuallyExclusiveWith=["lock"],
+            parameters={"seconds": 0},
+            secretParameters=[{"name": "api_token", "secretKeyRef": {"name": "absent", "key": "token"}}],
+        )
+        tasks.wait_for_phase("no-secret", "Starting")
+        tasks.create("next-on-lock", mutuallyExclusiveWith=["lock"], parameters={"seconds": 0})
+        stuck = tasks.wait_until_finished("no-secret", timeout=90)
+        after = tasks.wait_until_finished("next-on-lock", timeout=60)
+    finally:
+        impatient.stop()
+
+    assert stuck["phase"] == "Failed"
+    complete = {item["type"]: item for item in stuck["conditions"]}["Complete"]
+    assert complete["reason"] == "PodNotStarting"
+    assert "Secret absent" in stuck["message"]
+    assert "gave up after 5 s" in stuck["message"]
+    assert after["phase"] == "Succeeded"
+    assert "no-secret-1" not in tasks.pod_names()
+    assert taskdb.get_run(stuck["taskId"]).status == "Failed"

@@ -23,7 +23,9 @@ def test_values_are_read() -> None:
             "KUBE_ETL_DATABASE_URL": "x",
             "KUBE_ETL_MAX_CONCURRENT_TASKS": "3",
             "KUBE_ETL_DEFAULT_IMAGE": "img:1",
+            "KUBE_ETL_START_TIMEOUT_SECONDS": "30",
         }
     )
     assert settings.max_concurrent_tasks == 3
+    assert settings.start_timeout_seconds == 30
     assert settings.default_image == "img:1"
