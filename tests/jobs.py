@@ -1,7 +1,7 @@
 """Tiny task classes that the integration tests run as ETLTasks.
 
-The pod runner puts the repository root on the pods' PYTHONPATH, so `tests.jobs.Sleep` resolves in a
-pod the way a job module resolves in an image.
+The test suite's local cluster puts the repository root on the pods' PYTHONPATH, so `tests.jobs.Sleep`
+resolves in a pod the way a job module resolves in an image. The demo's cluster does not.
 """
 
 from __future__ import annotations

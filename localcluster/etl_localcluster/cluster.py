@@ -115,8 +115,8 @@ class LocalCluster:
         """Return the cluster recorded in STATE_DIR, running or not."""
         if not (state_dir / "cluster.json").exists():
             raise LocalClusterError(
-                f"no local cluster recorded in {state_dir}; start one with `etl-localcluster up --state-dir "
-                f"{state_dir}`"
+                f"no local cluster recorded in {state_dir}; start one with `etl-localcluster --state-dir "
+                f"{state_dir} up`"
             )
         return cls(state_dir)
 
@@ -199,7 +199,8 @@ class LocalCluster:
         if requested and requested != self.python_paths:
             raise LocalClusterError(
                 f"the local cluster in {self.state_dir} runs with python paths {self.python_paths}, not "
-                f"{requested}; stop it with `etl-localcluster down` to start it with other paths"
+                f"{requested}; stop it with `etl-localcluster --state-dir {self.state_dir} down` to start it "
+                "with other paths"
             )
 
     def _stop_after_failed_start(self) -> None:
