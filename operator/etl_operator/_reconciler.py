@@ -916,8 +916,8 @@ class Reconciler:
         """Show in the task's status why its pod cannot start, such as a missing Secret or image.
 
         A pod that still cannot start start_timeout_seconds after it was created is deleted, and its
-        attempt fails: the task holds its claims while the pod waits, so it would block every task that
-        conflicts with it until a person fixes the cause.
+        attempt fails. The task holds its claims while the pod waits, so until then it blocks every
+        task that conflicts with it.
         """
         pod_status = pod.get("status") or {}
         for container in pod_status.get("containerStatuses") or ():
