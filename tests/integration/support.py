@@ -208,3 +208,20 @@ class Tasks:
                 (body.get("status") or {}).get("phase"),
                 body["metadata"]["resourceVersion"],
             )
+
+
+def strand_task_on_lost_node(
+    tasks: Tasks, runner_pid: int, restart_runner: Callable[[], None]
+) -> dict[str, Any]:
+    """Run a long task, kill the pod runner under it, and return the task's final status.
+
+    SIGKILL leaves the Node's status and lease unrenewed, as a crashed or cut-off node would. The pod
+    runner is started again afterwards, also when the task never finishes.
+    """
+    tasks.create("stranded", parameters={"seconds": 600})
+    tasks.wait_for_phase("stranded", "Running")
+    os.kill(runner_pid, signal.SIGKILL)
+    try:
+        return tasks.wait_until_finished("stranded", timeout=240)
+    finally:
+        restart_runner()

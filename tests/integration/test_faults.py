@@ -3,7 +3,6 @@ apiserver restarted under the operator."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -14,7 +13,7 @@ import pytest
 from etl_runtime.taskdb import TaskDatabase
 
 from ..conftest import ClusterUnderTest
-from .support import TERMINAL, OperatorProcess, Tasks
+from .support import TERMINAL, OperatorProcess, Tasks, strand_task_on_lost_node
 from .test_scheduling import interval
 
 pytestmark = pytest.mark.integration
@@ -151,15 +150,7 @@ def test_lost_node_fails_running_attempt(tasks: Tasks, test_cluster: ClusterUnde
     local = test_cluster.local
     if local is None or local.runner is None:
         pytest.skip("losing the node needs the local cluster's pod runner")
-    tasks.create("stranded", parameters={"seconds": 600})
-    tasks.wait_for_phase("stranded", "Running")
-
-    # SIGKILL leaves the Node's status and lease unrenewed, as a crashed or cut-off node would.
-    os.kill(local.runner.pid, signal.SIGKILL)
-    try:
-        status = tasks.wait_until_finished("stranded", timeout=240)
-    finally:
-        local.restart_pod_runner()
+    status = strand_task_on_lost_node(tasks, local.runner.pid, local.restart_pod_runner)
 
     assert status["phase"] == "Failed"
     conditions = {item["type"]: item for item in status["conditions"]}

@@ -6,13 +6,10 @@ of a node that stopped reporting not Ready.
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 from ..conftest import ClusterUnderTest
-from .support import OperatorProcess, Tasks
+from .support import OperatorProcess, Tasks, strand_task_on_lost_node
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +35,7 @@ def test_namespaced_operator_fails_attempt_on_lost_node(
     )
     try:
         namespaced.start()
-        tasks.create("stranded", parameters={"seconds": 600})
-        tasks.wait_for_phase("stranded", "Running")
-
-        # SIGKILL leaves the Node's status and lease unrenewed, as a crashed or cut-off node would.
-        os.kill(local.runner.pid, signal.SIGKILL)
-        try:
-            status = tasks.wait_until_finished("stranded", timeout=240)
-        finally:
-            local.restart_pod_runner()
+        status = strand_task_on_lost_node(tasks, local.runner.pid, local.restart_pod_runner)
         log = namespaced.log()
     finally:
         namespaced.stop()
