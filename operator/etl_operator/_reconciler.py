@@ -177,7 +177,9 @@ class Reconciler:
         change = self._store.upsert(body)
         if change is not None:
             self._after_change(change)
-            self.enqueue(key)
+        # Also an event that only repeats what a patch response stored wakes the task: the reconcile
+        # that sent the patch ended before the new phase's own step, such as its TTL timer, was taken.
+        self.enqueue(key)
 
     def pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         metadata = body.get("metadata") or {}
