@@ -104,6 +104,18 @@ class ClusterUnderTest:
     def pod_warehouse(self) -> str:
         return self.pod_warehouse_url or self.warehouse_url
 
+    def operator_environment(self, **settings: str) -> dict[str, str]:
+        """Return the environment of an operator process for this cluster, with `settings` added.
+
+        Job pods get 5 s between SIGTERM and SIGKILL, so that tests that stop pods stay short.
+        """
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBE_ETL_DATABASE_URL": self.taskdb_url,
+            "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
+            **settings,
+        }
+
 
 @pytest.fixture(scope="session")
 def test_cluster() -> Iterator[ClusterUnderTest]:

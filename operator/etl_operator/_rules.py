@@ -193,15 +193,15 @@ def admit(
 
     result = AdmissionResult()
     for candidate in sorted(candidates, key=lambda view: view.queue_order):
-        held = by_namespace.setdefault(candidate.namespace, _NamespaceHolders())
-        blockers = held.conflicting(candidate)
+        namespace_holders = by_namespace.setdefault(candidate.namespace, _NamespaceHolders())
+        blockers = namespace_holders.conflicting(candidate)
         if blockers:
             result.blocked_by[candidate.key] = blockers
             continue
         limit = limit_for(candidate.namespace)
-        if limit and held.count >= limit:
+        if limit and namespace_holders.count >= limit:
             result.over_limit.add(candidate.key)
             continue
         result.admitted.append(candidate)
-        held.add(candidate)
+        namespace_holders.add(candidate)
     return result

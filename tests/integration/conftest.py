@@ -101,13 +101,9 @@ def operator(
         yield None
         return
     process = OperatorProcess(
-        {
-            "KUBECONFIG": str(test_cluster.kubeconfig),
-            "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
-            "KUBE_ETL_SAFETY_INTERVAL_SECONDS": "10",
-            "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
-            "KUBE_ETL_NODE_LOST_SECONDS": "5",
-        },
+        test_cluster.operator_environment(
+            KUBE_ETL_SAFETY_INTERVAL_SECONDS="10", KUBE_ETL_NODE_LOST_SECONDS="5"
+        ),
         test_cluster.work_dir,
     )
     process.start()

@@ -163,11 +163,7 @@ def test_standby_replica_takes_over(
 ) -> None:
     # The session's operator watches the whole cluster and would act beside the replicas.
     operator.stop()
-    environment = {
-        "KUBECONFIG": str(test_cluster.kubeconfig),
-        "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
-        "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
-    }
+    environment = test_cluster.operator_environment()
     arguments = [f"--leader-election={tasks.namespace}/kube-etl-operator"]
     first = OperatorProcess(environment, test_cluster.work_dir, arguments=arguments, name="replica-a")
     second = OperatorProcess(environment, test_cluster.work_dir, arguments=arguments, name="replica-b")
@@ -279,12 +275,7 @@ def test_pod_that_cannot_start_gives_up_its_claims(
     # The session's operator waits 600 s for such a pod; this one gives up after 5 s.
     operator.stop()
     impatient = OperatorProcess(
-        {
-            "KUBECONFIG": str(test_cluster.kubeconfig),
-            "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
-            "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
-            "KUBE_ETL_START_TIMEOUT_SECONDS": "5",
-        },
+        test_cluster.operator_environment(KUBE_ETL_START_TIMEOUT_SECONDS="5"),
         test_cluster.work_dir,
         name="impatient-operator",
     )

@@ -23,12 +23,7 @@ def test_namespaced_operator_fails_attempt_on_lost_node(
     # The session's operator watches Nodes; it must not act on this namespace beside the namespaced one.
     operator.stop()
     namespaced = OperatorProcess(
-        {
-            "KUBECONFIG": str(test_cluster.kubeconfig),
-            "KUBE_ETL_DATABASE_URL": test_cluster.taskdb_url,
-            "KUBE_ETL_TERMINATION_GRACE_SECONDS": "5",
-            "KUBE_ETL_NODE_LOST_SECONDS": "5",
-        },
+        test_cluster.operator_environment(KUBE_ETL_NODE_LOST_SECONDS="5"),
         test_cluster.work_dir,
         arguments=["--namespace", tasks.namespace],
         name="namespaced-operator",

@@ -193,19 +193,19 @@ def admit_by_comparing_all(
     candidates: list[TaskView], holders: list[TaskView], limit_for: Callable[[str], int]
 ) -> AdmissionResult:
     """The admission rule written plainly: every candidate is compared with every holder."""
-    held = list(holders)
+    holders_so_far = list(holders)
     result = AdmissionResult()
     for candidate in sorted(candidates, key=lambda view: view.queue_order):
-        blockers = tuple(sorted(holder.name for holder in held if conflicts(candidate, holder)))
+        blockers = tuple(sorted(holder.name for holder in holders_so_far if conflicts(candidate, holder)))
         if blockers:
             result.blocked_by[candidate.key] = blockers
             continue
         limit = limit_for(candidate.namespace)
-        if limit and sum(1 for holder in held if holder.namespace == candidate.namespace) >= limit:
+        if limit and sum(1 for holder in holders_so_far if holder.namespace == candidate.namespace) >= limit:
             result.over_limit.add(candidate.key)
             continue
         result.admitted.append(candidate)
-        held.append(candidate)
+        holders_so_far.append(candidate)
     return result
 
 
